@@ -1,0 +1,154 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""``glance-ext local-glance up|down|status``: a real glance-api, locally."""
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from oslo_config import cfg
+
+from glance_ext.local_glance import errors
+from glance_ext.local_glance import options
+from glance_ext.local_glance import service
+
+
+def _csv(value: str) -> List[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _ports(value: str) -> List[int]:
+    try:
+        ports = [int(v) for v in _csv(value)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "ports must be comma-separated integers, got %r" % value)
+    for port in ports:
+        if not 0 < port < 65536:
+            raise argparse.ArgumentTypeError("port %d out of range" % port)
+    return ports
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "local-glance", help="run a real glance-api locally (demo, tests)",
+        description="Run a real glance-api (gunicorn + Glance's WSGI app) "
+                    "with glance_ext's plugins, a file store and a "
+                    "keystone-less token filter. Not for production.")
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--config-file", action="append", default=[],
+                        help="oslo.config file with a [local_glance] "
+                             "section giving defaults for the flags below")
+    parser.add_argument("--state-dir")
+    parser.add_argument("--db", choices=["sqlite", "postgresql"])
+    parser.add_argument("--plugins", type=_csv, default=None,
+                        help="import plugins in order, comma-separated; "
+                             "'all' = every glance_ext plugin installed")
+    parser.add_argument("--import-option", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE",
+                        help="extra line for glance-image-import.conf")
+    parser.add_argument("--api-option", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE",
+                        help="extra line for glance-api.conf")
+    parser.add_argument("--paste-filter", action="append", default=[],
+                        metavar="MODULE:FACTORY",
+                        help="extra paste filter, after Glance's context")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--web-download-ports", type=_ports)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--purge", action="store_true",
+                        help="down: also delete the state directory")
+    parser.add_argument("--format", choices=["text", "json"], default="text",
+                        help="output of up and status")
+    parser.set_defaults(func=run)
+
+
+def _conf(files: List[str]) -> cfg.ConfigOpts:
+    conf = cfg.ConfigOpts()
+    options.register_opts(conf)
+    try:
+        conf(args=[], project="glance-ext", default_config_files=files)
+    except cfg.Error as exc:
+        raise errors.LocalGlanceError("bad configuration: %s" % exc)
+    return conf
+
+
+def _pick(flag, default):
+    return default if flag is None else flag
+
+
+def _settings(args: argparse.Namespace, conf: cfg.ConfigOpts
+              ) -> service.Settings:
+    group = conf.local_glance
+    return service.Settings(
+        state_dir=_pick(args.state_dir, group.state_dir),
+        db=_pick(args.db, group.db),
+        plugins=_pick(args.plugins, []),
+        import_options=args.import_option,
+        api_options=args.api_option,
+        paste_filters=args.paste_filter,
+        port=_pick(args.port, group.port),
+        web_download_ports=_pick(args.web_download_ports,
+                                 [int(p) for p in group.web_download_ports]),
+        workers=_pick(args.workers, group.workers),
+        threads=group.threads,
+        startup_timeout=group.startup_timeout,
+        member_token=group.member_token,
+        admin_token=group.admin_token)
+
+
+def _print_up(state: service.State) -> None:
+    print("glance-api is running at %s (pid %d, db %s)"
+          % (state.url, state.pid, state.db))
+    print("import plugins: %s" % (", ".join(state.plugins) or "(none)"))
+    print("log: %s" % state.log_file)
+    print("Use it with the glance CLI:")
+    print("  export OS_IMAGE_URL=%s" % state.url)
+    print("  export OS_AUTH_TOKEN=%s" % state.member_token)
+    print("  (admin calls: OS_AUTH_TOKEN=%s)" % state.admin_token)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args, _conf(args.config_file))
+        if args.action == "up":
+            state = service.up(settings)
+            if args.format == "json":
+                print(json.dumps(service.status(settings.state_dir),
+                                 indent=2, sort_keys=True))
+            else:
+                _print_up(state)
+            return 0
+        if args.action == "down":
+            state = service.down(settings.state_dir, purge=args.purge)
+            if state:
+                print("stopped glance-api pid %d (%s)" % (state.pid,
+                                                           state.url))
+            else:
+                print("no local Glance recorded in %s" % settings.state_dir)
+            return 0
+        info = service.status(settings.state_dir)
+        if args.format == "json":
+            print(json.dumps(info, indent=2, sort_keys=True))
+        elif info["running"]:
+            print("running: %s pid %d healthy=%s db=%s plugins=%s"
+                  % (info["url"], info["pid"], info["healthy"], info["db"],
+                     ",".join(info["plugins"]) or "(none)"))
+        else:
+            print("not running (%s)" % info["state_dir"])
+        return 0 if info["running"] else 1
+    except errors.LocalGlanceError as exc:
+        print("glance-ext local-glance %s: error: %s" % (args.action, exc),
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,230 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Writes the configuration files of a local glance-api.
+
+Glance 33 reads ``glance-image-import.conf`` then ``glance-api.conf`` from
+``$OS_GLANCE_CONFIG_DIR`` and the paste pipeline named by
+``[paste_deploy] config_file``. The layout mirrors a multi-store
+production deployment (file store ``fs`` plus the reserved staging and
+tasks stores), so what passes here passes in a real cloud.
+"""
+
+import configparser
+import dataclasses
+import os
+import sys
+from typing import Dict, List, Sequence
+
+API_CONF = "glance-api.conf"
+IMPORT_CONF = "glance-image-import.conf"
+PASTE_INI = "glance-api-paste.ini"
+
+# Overrides are SECTION.KEY=VALUE; a mapping of section -> {key: value}.
+Overrides = Dict[str, Dict[str, str]]
+
+
+@dataclasses.dataclass
+class Layout:
+    """Where everything of one local Glance lives, below its state dir."""
+
+    state_dir: str
+
+    def _p(self, *parts: str) -> str:
+        return os.path.join(self.state_dir, *parts)
+
+    @property
+    def etc_dir(self) -> str:
+        return self._p("etc")
+
+    @property
+    def images_dir(self) -> str:
+        return self._p("images")
+
+    @property
+    def staging_dir(self) -> str:
+        return self._p("staging")
+
+    @property
+    def tasks_dir(self) -> str:
+        return self._p("tasks")
+
+    @property
+    def lock_dir(self) -> str:
+        return self._p("locks")
+
+    @property
+    def log_file(self) -> str:
+        return self._p("glance-api.log")
+
+    @property
+    def state_file(self) -> str:
+        return self._p("state.json")
+
+    @property
+    def env_file(self) -> str:
+        return self._p("env")
+
+    @property
+    def sqlite_file(self) -> str:
+        return self._p("glance.sqlite")
+
+    def ensure(self) -> None:
+        for path in (self.etc_dir, self.images_dir, self.staging_dir,
+                     self.tasks_dir, self.lock_dir):
+            os.makedirs(path, exist_ok=True)
+
+
+def parse_overrides(items: Sequence[str]) -> Overrides:
+    """Parse ``SECTION.KEY=VALUE`` items; ValueError names a bad one."""
+    result: Overrides = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        section, dot, key = name.strip().rpartition(".")
+        if not sep or not dot or not section or not key:
+            raise ValueError(
+                "option %r must look like SECTION.KEY=VALUE, for example "
+                "glance_ext_validate.claimed_format_policy=reject" % item)
+        result.setdefault(section, {})[key] = value.strip()
+    return result
+
+
+def _write_ini(path: str, sections: Overrides) -> None:
+    parser = configparser.RawConfigParser()
+    parser.optionxform = str  # keep option names as written
+    for section, values in sections.items():
+        if section != "DEFAULT" and not parser.has_section(section):
+            parser.add_section(section)
+        for key, value in values.items():
+            parser.set(section, key, value)
+    with open(path, "w") as fh:
+        parser.write(fh)
+
+
+def _merge(base: Overrides, extra: Overrides) -> Overrides:
+    merged = {s: dict(v) for s, v in base.items()}
+    for section, values in extra.items():
+        merged.setdefault(section, {}).update(values)
+    return merged
+
+
+def api_conf(layout: Layout, port: int, database_url: str,
+             web_download_ports: Sequence[int],
+             extra: Overrides) -> Overrides:
+    """The content of glance-api.conf."""
+    ports = ",".join(str(p) for p in web_download_ports)
+    base: Overrides = {
+        "DEFAULT": {
+            "enabled_backends": "fs:file",
+            "enabled_import_methods":
+                "[glance-direct,web-download,copy-image]",
+            "log_file": layout.log_file,
+            "worker_self_reference_url": "http://127.0.0.1:%d" % port,
+        },
+        "database": {"connection": database_url},
+        "glance_store": {"default_backend": "fs"},
+        "fs": {"filesystem_store_datadir": layout.images_dir},
+        "os_glance_staging_store": {
+            "filesystem_store_datadir": layout.staging_dir},
+        "os_glance_tasks_store": {
+            "filesystem_store_datadir": layout.tasks_dir},
+        "paste_deploy": {
+            "config_file": os.path.join(layout.etc_dir, PASTE_INI)},
+        "import_filtering_opts": {
+            "allowed_schemes": "[http,https]",
+            "allowed_hosts": "[127.0.0.1]",
+            "allowed_ports": "[%s]" % ports,
+        },
+        "oslo_concurrency": {"lock_path": layout.lock_dir},
+        # prlimit runs `sys.executable -m oslo_concurrency.prlimit`; make
+        # sure that is this environment's Python, whatever the server.
+        "wsgi": {"python_interpreter": sys.executable},
+    }
+    return _merge(base, extra)
+
+
+def import_conf(plugins: Sequence[str], extra: Overrides) -> Overrides:
+    """The content of glance-image-import.conf."""
+    base: Overrides = {
+        "image_import_opts": {
+            "image_import_plugins": "[%s]" % ",".join(plugins)},
+    }
+    return _merge(base, extra)
+
+
+def paste_ini(paste_filters: Sequence[str]) -> str:
+    """The paste pipeline: our token filter, Glance's context, extras."""
+    extra_names: List[str] = []
+    extra_sections: List[str] = []
+    for index, factory in enumerate(paste_filters):
+        if ":" not in factory:
+            raise ValueError("paste filter %r must look like "
+                             "module.path:factory" % factory)
+        name = "extra_filter_%d" % index
+        extra_names.append(name)
+        extra_sections.append("[filter:%s]\npaste.filter_factory = %s\n"
+                              % (name, factory))
+    pipeline = " ".join(["http_proxy_to_wsgi", "versionnegotiation",
+                         "glance_ext_token_auth", "context"]
+                        + extra_names + ["rootapp"])
+    return "\n".join([
+        "# Written by glance-ext local-glance. Keystone-less: see",
+        "# glance_ext/local_glance/auth.py. Not for production.",
+        "[composite:glance-api]",
+        "paste.composite_factory = glance.api:root_app_factory",
+        "/: api",
+        "/healthcheck: healthcheck",
+        "",
+        "[composite:api]",
+        "paste.composite_factory = glance.api:pipeline_factory",
+        "default = %s" % pipeline,
+        "",
+        "[composite:rootapp]",
+        "paste.composite_factory = glance.api:root_app_factory",
+        "/: apiversions",
+        "/v2: apiv2app",
+        "",
+        "[app:apiversions]",
+        "paste.app_factory = glance.api.versions:create_resource",
+        "",
+        "[app:apiv2app]",
+        "paste.app_factory = glance.api.v2.router:API.factory",
+        "",
+        "[app:healthcheck]",
+        "paste.app_factory = oslo_middleware:Healthcheck.app_factory",
+        "backends = disable_by_file",
+        "disable_by_file_path = /nonexistent/glance-ext-healthcheck-off",
+        "",
+        "[filter:versionnegotiation]",
+        "paste.filter_factory = glance.api.middleware.version_negotiation:"
+        "VersionNegotiationFilter.factory",
+        "",
+        "[filter:context]",
+        "paste.filter_factory = glance.api.middleware.context:"
+        "ContextMiddleware.factory",
+        "",
+        "[filter:glance_ext_token_auth]",
+        "paste.filter_factory = glance_ext.local_glance.auth:filter_factory",
+        "",
+        "[filter:http_proxy_to_wsgi]",
+        "paste.filter_factory = oslo_middleware:HTTPProxyToWSGI.factory",
+        "",
+    ] + extra_sections)
+
+
+def write_all(layout: Layout, api: Overrides, imp: Overrides,
+              paste: str) -> None:
+    layout.ensure()
+    _write_ini(os.path.join(layout.etc_dir, API_CONF), api)
+    _write_ini(os.path.join(layout.etc_dir, IMPORT_CONF), imp)
+    with open(os.path.join(layout.etc_dir, PASTE_INI), "w") as fh:
+        fh.write(paste)

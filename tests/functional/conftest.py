@@ -1,0 +1,74 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Fixtures that start the real services for functional tests."""
+
+import os
+
+import pytest
+
+from tests.functional import fixtures
+
+
+class _Factory(object):
+    def __init__(self, base_dir: str) -> None:
+        self.base_dir = base_dir
+        self.started = []
+
+    def __call__(self, **kwargs) -> fixtures.LocalGlance:
+        state_dir = os.path.join(self.base_dir, "glance-%d" % len(self.started))
+        glance = fixtures.start_local_glance(state_dir, **kwargs)
+        self.started.append(glance)
+        return glance
+
+    def stop_all(self) -> None:
+        errors = []
+        for glance in self.started:
+            try:
+                glance.down()
+            except Exception as exc:  # keep stopping the others
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+@pytest.fixture
+def local_glance_factory(tmp_path):
+    """Start local Glances for one test; all are stopped afterwards."""
+    factory = _Factory(str(tmp_path))
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_glance_factory(tmp_path_factory):
+    """Like local_glance_factory, shared by the tests of one module."""
+    factory = _Factory(str(tmp_path_factory.mktemp("glance")))
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A loopback HTTP server for web-download, serving ``.directory``."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = fixtures.HTTPServer(str(root))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def module_http_server(tmp_path_factory):
+    server = fixtures.HTTPServer(str(tmp_path_factory.mktemp("www")))
+    yield server
+    server.close()

@@ -1,0 +1,78 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import configparser
+import os
+
+import pytest
+
+from glance_ext.local_glance import config_files
+
+
+def test_parse_overrides_groups_by_section():
+    parsed = config_files.parse_overrides(
+        ["DEFAULT.debug=true", "a_b.key=x=y", "a_b.other= v "])
+    assert parsed == {"DEFAULT": {"debug": "true"},
+                      "a_b": {"key": "x=y", "other": "v"}}
+
+
+@pytest.mark.parametrize("bad", ["novalue", "nosection=1", ".key=1", "s.=1"])
+def test_parse_overrides_names_the_bad_item(bad):
+    with pytest.raises(ValueError, match="SECTION.KEY=VALUE"):
+        config_files.parse_overrides([bad])
+
+
+def _read(path):
+    parser = configparser.RawConfigParser()
+    parser.optionxform = str
+    parser.read(path)
+    return parser
+
+
+def test_written_files_describe_a_multistore_glance(tmp_path):
+    layout = config_files.Layout(str(tmp_path))
+    api = config_files.api_conf(
+        layout, 9999, "sqlite:///x.db", [8765, 8766],
+        config_files.parse_overrides(["DEFAULT.debug=true"]))
+    imp = config_files.import_conf(
+        ["glance_ext_validate", "glance_ext_convert"],
+        config_files.parse_overrides(["glance_ext_validate.x=1"]))
+    config_files.write_all(layout, api, imp, config_files.paste_ini([]))
+    conf = _read(os.path.join(layout.etc_dir, config_files.API_CONF))
+    assert conf.get("DEFAULT", "enabled_backends") == "fs:file"
+    assert conf.get("DEFAULT", "debug") == "true"
+    assert conf.get("import_filtering_opts", "allowed_ports") == "[8765,8766]"
+    assert conf.get("os_glance_staging_store",
+                    "filesystem_store_datadir") == layout.staging_dir
+    imp_conf = _read(os.path.join(layout.etc_dir, config_files.IMPORT_CONF))
+    assert imp_conf.get("image_import_opts", "image_import_plugins") == \
+        "[glance_ext_validate,glance_ext_convert]"
+    assert imp_conf.get("glance_ext_validate", "x") == "1"
+    for path in (layout.staging_dir, layout.images_dir, layout.tasks_dir):
+        assert os.path.isdir(path)
+
+
+def test_paste_pipeline_puts_token_auth_before_context_and_extras_after():
+    ini = config_files.paste_ini(["glance_ext.middleware:filter_factory"])
+    parser = configparser.RawConfigParser()
+    parser.read_string(ini)
+    pipeline = parser.get("composite:api", "default").split()
+    assert pipeline.index("glance_ext_token_auth") < pipeline.index("context")
+    assert pipeline.index("context") < pipeline.index("extra_filter_0")
+    assert pipeline[-1] == "rootapp"
+    assert parser.get("filter:extra_filter_0", "paste.filter_factory") == \
+        "glance_ext.middleware:filter_factory"
+
+
+def test_paste_filter_must_name_a_factory():
+    with pytest.raises(ValueError, match="module.path:factory"):
+        config_files.paste_ini(["nofactory"])

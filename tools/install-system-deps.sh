@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Licensed under the Apache License, Version 2.0; see LICENSE.
+#
+# Installs the system packages glance_ext needs when they are missing:
+#   qemu-utils   (qemu-img; always)
+#   postgresql   (server binaries; only with --postgresql: the tests use a
+#                 throwaway cluster for concurrent imports)
+# Uses apt-get as root; otherwise says exactly what to install and fails.
+set -euo pipefail
+
+want_pg=0
+[ "${1:-}" = "--postgresql" ] && want_pg=1
+
+missing=()
+command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
+if [ "$want_pg" = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+        && ! command -v initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+fi
+[ "${#missing[@]}" = 0 ] && exit 0
+
+echo "installing system packages: ${missing[*]}"
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: cannot install ${missing[*]} here (needs root and apt-get)." >&2
+    echo "Install them with your package manager, for example:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts the packaged cluster; we only want the binaries.
+if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+    service postgresql stop >/dev/null 2>&1 || true
+fi
+command -v qemu-img >/dev/null
+echo "installed: ${missing[*]}"
