@@ -22,7 +22,6 @@ afterwards so you can try it yourself.
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time

@@ -15,9 +15,10 @@
 import argparse
 import json
 import sys
-from typing import List, Optional
+from typing import List
 
 from oslo_config import cfg
+from oslo_log import log as logging
 
 from glance_ext.local_glance import errors
 from glance_ext.local_glance import options
@@ -77,10 +78,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _conf(files: List[str]) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
     options.register_opts(conf)
+    logging.register_options(conf)
     try:
         conf(args=[], project="glance-ext", default_config_files=files)
     except cfg.Error as exc:
         raise errors.LocalGlanceError("bad configuration: %s" % exc)
+    logging.setup(conf, "glance-ext")
     return conf
 
 
@@ -133,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "down":
             state = service.down(settings.state_dir, purge=args.purge)
             if state:
-                print("stopped glance-api pid %d (%s)" % (state.pid,
-                                                           state.url))
+                print("stopped glance-api pid %d (%s)"
+                      % (state.pid, state.url))
             else:
                 print("no local Glance recorded in %s" % settings.state_dir)
             return 0
