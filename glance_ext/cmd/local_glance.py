@@ -79,6 +79,8 @@ def _conf(files: List[str]) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
     options.register_opts(conf)
     logging.register_options(conf)
+    # stdout carries the command's output (JSON with --format json).
+    conf.set_default("use_stderr", True)
     try:
         conf(args=[], project="glance-ext", default_config_files=files)
     except cfg.Error as exc:
