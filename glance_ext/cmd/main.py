@@ -29,6 +29,7 @@ import glance_ext
 # Module paths of the sub-commands, in the order ``--help`` lists them.
 SUBCOMMANDS = (
     "glance_ext.cmd.local_glance",
+    "glance_ext.cmd.inspect",
     "glance_ext.cmd.metadefs",
 )
 

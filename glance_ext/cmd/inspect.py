@@ -1,0 +1,141 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""``glance-ext inspect FILE``: the validate plugin's verdict, before upload.
+
+Operators run it on an image to learn what Glance's validate step will say
+(same engine, same options when given the same config file) without staging
+anything. Exit status: 0 accepted, 1 rejected, 2 usage error.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import List, Optional
+
+from oslo_config import cfg
+
+from glance_ext.inspection import engine as engine_mod
+from glance_ext.inspection import options
+from glance_ext.inspection import policy as policy_mod
+from glance_ext.inspection import qemu_check
+from glance_ext.inspection.report import Report
+
+EXIT_ACCEPTED = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "inspect", help="inspect a disk image as the validate plugin would",
+        description="Detect the real format of FILE, run the safety checks "
+                    "and the operator policy of [%s], and print the verdict. "
+                    "Exit status 0 accepted, 1 rejected, 2 usage error."
+                    % options.GROUP)
+    parser.add_argument("file", metavar="FILE")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        dest="output_format", help="output format")
+    parser.add_argument("--claimed-format", metavar="F",
+                        help="the disk_format the image would be uploaded "
+                             "with (default: accept what is detected)")
+    parser.add_argument("--container-format", metavar="C", default="bare")
+    parser.add_argument("--config-file", metavar="PATH", action="append",
+                        default=[],
+                        help="read [%s] from this file (e.g. Glance's "
+                             "glance-image-import.conf); repeatable"
+                             % options.GROUP)
+    parser.add_argument("--property", metavar="KEY=VALUE", action="append",
+                        default=[], help="an image property (for "
+                                         "require_signature); repeatable")
+    parser.add_argument("--debug", action="store_true",
+                        help="log every step to stderr")
+    parser.set_defaults(func=run)
+
+
+def load_policy(config_files: List[str]) -> policy_mod.Policy:
+    conf = cfg.ConfigOpts()
+    options.register_opts(conf)
+    conf(args=[], project="glance", default_config_files=config_files,
+         default_config_dirs=[])
+    return policy_mod.Policy.from_conf(conf)
+
+
+def _usage(message: str) -> int:
+    print("glance-ext inspect: error: %s" % message, file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG)
+    else:
+        # The verdict is the output; library warnings would repeat it.
+        logging.getLogger().addHandler(logging.NullHandler())
+    if not os.path.isfile(args.file):
+        return _usage("%s is not a readable file" % args.file)
+    for path in args.config_file:
+        if not os.path.isfile(path):
+            return _usage("config file %s not found" % path)
+    if args.claimed_format and \
+            args.claimed_format not in policy_mod.KNOWN_FORMATS | {
+                "ami", "aki", "ari", "ploop"}:
+        return _usage("unknown --claimed-format %r" % args.claimed_format)
+    props = {}
+    for item in args.property:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            return _usage("--property wants KEY=VALUE, got %r" % item)
+        props[key] = value
+    try:
+        policy = load_policy(args.config_file)
+    except (policy_mod.PolicyError, cfg.Error) as exc:
+        return _usage(str(exc))
+    try:
+        report = engine_mod.Engine(policy).inspect(
+            args.file, args.claimed_format, args.container_format, props)
+    except qemu_check.EngineUnavailable as exc:
+        return _usage("cannot run qemu-img: %s" % exc)
+    except OSError as exc:
+        return _usage("cannot read %s: %s" % (args.file, exc.strerror))
+    if args.output_format == "json":
+        print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    else:
+        print(format_text(report))
+    return EXIT_ACCEPTED if report.accepted else EXIT_REJECTED
+
+
+def format_text(report: Report) -> str:
+    def row(label: str, value: Optional[object]) -> str:
+        return "%-16s %s" % (label + ":", "-" if value is None else value)
+
+    lines = [row("verdict", report.verdict),
+             row("detected format", report.detected_format),
+             row("claimed format", report.claimed_format),
+             row("store as", report.disk_format),
+             row("virtual size", report.virtual_size),
+             row("file size", report.file_size),
+             row("nested format", report.nested_format),
+             row("bytes read", report.bytes_read),
+             row("qemu-img ran", "yes" if report.qemu_ran else "no"),
+             row("engine", report.engine_version)]
+    if report.rejections:
+        lines.append("reasons:")
+        lines += ["  - [%s] %s" % (f.code, f.message)
+                  for f in report.rejections]
+    if report.warnings:
+        lines.append("warnings:")
+        lines += ["  - [%s] %s" % (f.code, f.message)
+                  for f in report.warnings]
+    return "\n".join(lines)

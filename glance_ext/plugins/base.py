@@ -1,0 +1,129 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Failure semantics and data handoff shared by every import plugin.
+
+Glance only drops the import lock when a plugin fails: unless a plugin's
+revert cleans up, the image stays ``importing`` for good and its staged file
+stays (re-staging then answers 409). Every plugin task here therefore reverts
+the same way: image back to ``queued``, the target stores moved from
+``os_glance_importing_to_stores`` to ``os_glance_failed_import``, and the
+staged file plus every file the plugin made deleted, so the user can stage a
+fixed image and import again. Failures are raised as Glance's
+``UploadException``, the one exception whose text Glance copies into the
+task message (anything else becomes "Task failed due to Internal Error").
+
+Plugins hand structured results to later plugins through taskflow's
+``provides``; a later task declares an argument named like the symbol, e.g.
+``def execute(self, file_path, glance_ext_validation_report=None)``.
+"""
+
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+from glance.common import exception as glance_exception
+from oslo_log import log as logging
+from taskflow import task
+
+LOG = logging.getLogger(__name__)
+
+# The taskflow symbol the validate plugin provides: Report.to_dict().
+VALIDATION_REPORT = "glance_ext_validation_report"
+
+# For these methods Glance's own download task reverts after us and
+# unconditionally sets ``queued``, moves the stores and deletes the staged
+# file; setting ``queued`` first would make its revert fail
+# (InvalidImageStatusTransition queued -> queued) and hide our message
+# behind "Task failed due to Internal Error".
+DOWNLOAD_METHODS = ("web-download", "glance-download")
+
+
+class PluginFailure(glance_exception.UploadException):
+    """A plugin refused the import; the text reaches ``glance image-tasks``."""
+
+    def __init__(self, message: str) -> None:
+        # GlanceException %-formats only when kwargs are given; the message
+        # is used as is.
+        super().__init__(message)
+
+
+def local_path(file_path: str) -> str:
+    """``file:///staging/<id>`` -> ``/staging/<id>``."""
+    return file_path[len("file://"):] if file_path.startswith(
+        "file://") else file_path
+
+
+class ImportPluginTask(task.Task):
+    """Base task: keeps the plugin kwargs and implements the revert."""
+
+    plugin_name = "plugin"
+
+    def __init__(self, *, task_id: str, task_type: str, action_wrapper: Any,
+                 stores: Optional[Sequence[Optional[str]]] = None,
+                 import_req: Optional[Dict[str, Any]] = None,
+                 provides: Optional[str] = None) -> None:
+        self.task_id = task_id
+        self.task_type = task_type
+        self.action_wrapper = action_wrapper
+        self.image_id = action_wrapper.image_id
+        self.stores = [s for s in (stores or []) if s]
+        self.staged_path: Optional[str] = None
+        self.own_files: List[str] = []
+        method = ((import_req or {}).get("method") or {}).get("name")
+        self.download_reverts_image = method in DOWNLOAD_METHODS
+        super().__init__(name="%s-%s-%s" % (task_type, self.plugin_name,
+                                            task_id), provides=provides)
+
+    def remember_staged(self, file_path: str) -> str:
+        """Record the staged file so revert can delete it; return its path."""
+        self.staged_path = local_path(file_path)
+        return self.staged_path
+
+    def track_file(self, path: str) -> str:
+        """A file this plugin created: deleted on revert."""
+        self.own_files.append(path)
+        return path
+
+    def revert_properties(self) -> Dict[str, str]:
+        """Extra properties to record on the image when reverting."""
+        return {}
+
+    def revert(self, result: Any = None, flow_failures: Any = None,
+               **kwargs: Any) -> None:
+        LOG.warning("Reverting %s for image %s", self.plugin_name,
+                    self.image_id)
+        try:
+            with self.action_wrapper as action:
+                if not self.download_reverts_image:
+                    action.set_image_attribute(status="queued")
+                    if self.stores:
+                        action.remove_importing_stores(self.stores)
+                        action.add_failed_stores(self.stores)
+                props = self.revert_properties()
+                if props:
+                    action.set_image_extra_properties(props)
+        except Exception:  # lock lost or image deleted: still clean files
+            LOG.exception("Could not return image %s to queued",
+                          self.image_id)
+        paths = list(self.own_files)
+        staged = self.staged_path or (
+            local_path(kwargs["file_path"]) if kwargs.get("file_path")
+            else None)
+        if staged and not self.download_reverts_image:
+            paths.append(staged)
+        for path in paths:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                LOG.error("Could not delete %s: %s", path, exc)

@@ -1,0 +1,239 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""qemu-img, always under resource limits and a timeout.
+
+qemu-img parses untrusted images. A crafted header can make it allocate
+gigabytes or spin for minutes, so every call runs under
+``oslo_concurrency.prlimit`` (CPU seconds and address space) and a wall-clock
+timeout after which the process is killed (processutils only *raises* on
+timeout and would leave the child running). Formats are always given
+explicitly (``-f``): qemu's probing is exactly what crafted images abuse.
+Callers pass Glance disk_format names; the map in ``formats`` turns them into
+qemu driver names.
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from oslo_concurrency import processutils
+from oslo_log import log as logging
+from oslo_utils import units
+
+from glance_ext.qemu import formats
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Resource limits for one qemu-img process."""
+
+    cpu_seconds: int = 8
+    address_space_bytes: int = 1 * units.Gi
+    timeout_seconds: float = 60.0
+    # Only for commands that write (convert, dd): caps the output file.
+    file_size_bytes: Optional[int] = None
+
+    def prlimit(self) -> processutils.ProcessLimits:
+        kwargs = {"cpu_time": self.cpu_seconds,
+                  "address_space": self.address_space_bytes}
+        if self.file_size_bytes is not None:
+            kwargs["file_size"] = self.file_size_bytes
+        return processutils.ProcessLimits(**kwargs)
+
+
+class QemuImgError(Exception):
+    """qemu-img failed, was killed by a limit, timed out or is missing.
+
+    ``kind`` is one of ``failed``, ``limit``, ``timeout``, ``missing``.
+    ``stderr`` is for operator logs only: it can name host paths, so it must
+    never be copied into a message an API user sees.
+    """
+
+    def __init__(self, kind: str, message: str, returncode: Optional[int] = None,
+                 stderr: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+@dataclasses.dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    elapsed: float
+
+
+class QemuImg:
+    """A qemu-img binary plus the limits its calls run under."""
+
+    def __init__(self, binary: str = "qemu-img",
+                 python_exec: Optional[str] = None,
+                 limits: Limits = Limits()) -> None:
+        self.binary = binary
+        self.python_exec = python_exec or sys.executable
+        self.limits = limits
+
+    def run(self, args: Sequence[str], *, limits: Optional[Limits] = None,
+            ok_codes: Sequence[int] = (0,)) -> Result:
+        """Run ``qemu-img ARGS`` under limits; raise QemuImgError otherwise."""
+        limits = limits or self.limits
+        procs: List[subprocess.Popen] = []
+        start = time.monotonic()
+        cmd = [self.binary] + [str(a) for a in args]
+        try:
+            stdout, stderr = processutils.execute(
+                *cmd, prlimit=limits.prlimit(), python_exec=self.python_exec,
+                timeout=limits.timeout_seconds, check_exit_code=False,
+                env_variables=_child_env(),
+                on_execute=procs.append,
+                log_errors=processutils.LOG_FINAL_ERROR)
+        except subprocess.TimeoutExpired:
+            for proc in procs:
+                _kill(proc)
+            raise QemuImgError(
+                "timeout", "qemu-img %s did not finish within %ss"
+                % (args[0], limits.timeout_seconds))
+        except OSError as exc:
+            raise QemuImgError("missing", "cannot run %s: %s"
+                               % (self.binary, exc.strerror or exc))
+        elapsed = time.monotonic() - start
+        returncode = procs[0].returncode if procs else 0
+        if returncode < 0:
+            # Killed by a signal: SIGXCPU/SIGKILL from the CPU limit, or
+            # SIGABRT/SIGSEGV when an allocation failed under RLIMIT_AS.
+            raise QemuImgError(
+                "limit", "qemu-img %s was killed by signal %d (resource "
+                "limit: %ds CPU, %d MiB address space)"
+                % (args[0], -returncode, limits.cpu_seconds,
+                   limits.address_space_bytes // units.Mi),
+                returncode, stderr)
+        if returncode not in ok_codes:
+            kind = "failed"
+            if "failed to execute" in stderr:   # from oslo's prlimit wrapper
+                kind = "missing"
+            elif "Cannot allocate memory" in stderr or \
+                    "failed to allocate" in stderr:
+                kind = "limit"
+            raise QemuImgError(kind, "qemu-img %s exited with status %d"
+                               % (args[0], returncode), returncode, stderr)
+        return Result(returncode, stdout, stderr, elapsed)
+
+    def version(self) -> str:
+        """The qemu-img version string, e.g. ``7.2.22``."""
+        out = self.run(["--version"]).stdout
+        first = out.splitlines()[0] if out else ""
+        parts = first.split()
+        return parts[2] if len(parts) > 2 else first
+
+    def info(self, path: str, disk_format: str, *,
+             limits: Optional[Limits] = None) -> Dict[str, Any]:
+        """``qemu-img info`` as a dict; never follows backing files."""
+        res = self.run(["info", "-f", formats.to_qemu(disk_format),
+                        "--output=json", path], limits=limits)
+        return _parse_json(res.stdout, "info")
+
+    def measure(self, path: str, disk_format: str, output_format: str, *,
+                limits: Optional[Limits] = None) -> Dict[str, Any]:
+        """``qemu-img measure``: required/fully-allocated bytes for a convert."""
+        res = self.run(["measure", "-f", formats.to_qemu(disk_format),
+                        "-O", formats.to_qemu(output_format),
+                        "--output=json", path], limits=limits)
+        return _parse_json(res.stdout, "measure")
+
+    def check(self, path: str, disk_format: str, *,
+              limits: Optional[Limits] = None) -> Dict[str, Any]:
+        """``qemu-img check``; adds ``returncode`` (0 clean, 2 corrupt,
+        3 leaks only, 63 unsupported by the format)."""
+        res = self.run(["check", "-f", formats.to_qemu(disk_format),
+                        "--output=json", path], limits=limits,
+                       ok_codes=(0, 2, 3, 63))
+        data = _parse_json(res.stdout, "check") if res.stdout.strip() else {}
+        data["returncode"] = res.returncode
+        return data
+
+    def compare(self, path_a: str, format_a: str, path_b: str, format_b: str,
+                *, strict: bool = False,
+                limits: Optional[Limits] = None) -> bool:
+        """True when both images have the same guest-visible content."""
+        args = ["compare", "-f", formats.to_qemu(format_a),
+                "-F", formats.to_qemu(format_b)]
+        if strict:
+            args.append("-s")
+        res = self.run(args + [path_a, path_b], limits=limits,
+                       ok_codes=(0, 1))
+        return res.returncode == 0
+
+    def convert(self, src: str, src_format: str, dst: str, dst_format: str,
+                *, options: Sequence[str] = (), extra_args: Sequence[str] = (),
+                limits: Optional[Limits] = None) -> Result:
+        """``qemu-img convert``; ``options`` become ``-o a=b,c=d``."""
+        args = ["convert", "-f", formats.to_qemu(src_format),
+                "-O", formats.to_qemu(dst_format)]
+        if options:
+            args += ["-o", ",".join(options)]
+        args += list(extra_args) + [src, dst]
+        return self.run(args, limits=limits)
+
+    def dd_head(self, src: str, src_format: str, dst: str, nbytes: int, *,
+                block_size: int = 64 * units.Ki,
+                limits: Optional[Limits] = None) -> Result:
+        """Copy the first ``nbytes`` of guest data into a raw file.
+
+        Used to look at what a container image carries without reading all
+        of it (nested-image inspection).
+        """
+        count = max(1, -(-nbytes // block_size))
+        return self.run(["dd", "-f", formats.to_qemu(src_format), "-O", "raw",
+                         "bs=%d" % block_size, "count=%d" % count,
+                         "if=%s" % src, "of=%s" % dst], limits=limits)
+
+
+def _child_env() -> Dict[str, str]:
+    # glibc gives each thread its own 64 MiB malloc arena; with qemu's I/O
+    # threads that alone can exhaust an address-space limit at random.
+    # Two arenas make qemu's footprint under RLIMIT_AS deterministic.
+    env = dict(os.environ)
+    env["MALLOC_ARENA_MAX"] = "2"
+    env["LC_ALL"] = "C"
+    return env
+
+
+def _parse_json(text: str, what: str) -> Dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise QemuImgError("failed", "qemu-img %s printed no JSON" % what)
+    if not isinstance(data, dict):
+        raise QemuImgError("failed", "qemu-img %s printed unexpected JSON"
+                           % what)
+    return data
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        LOG.warning("qemu-img pid %d did not exit after SIGKILL", proc.pid)
