@@ -37,7 +37,8 @@ def test_there_is_a_generator_config():
 @pytest.mark.parametrize("generator", GENERATORS,
                          ids=[os.path.basename(g) for g in GENERATORS])
 def test_committed_sample_is_current(generator, tmp_path):
-    parser = configparser.ConfigParser()
+    # Generator configs repeat `namespace`; only output_file is read here.
+    parser = configparser.ConfigParser(strict=False)
     parser.read(generator)
     committed = os.path.join(ROOT, parser.get("DEFAULT", "output_file"))
     fresh = tmp_path / "sample.conf"
