@@ -19,7 +19,7 @@ sysdeps:
 	tools/install-system-deps.sh
 
 sysdeps-test:
-	tools/install-system-deps.sh --postgresql
+	tools/install-system-deps.sh --test
 
 demo: venv sysdeps
 	$(BIN)/python tools/demo.py --state-dir $(DEMO_STATE)

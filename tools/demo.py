@@ -60,6 +60,11 @@ def build_images(directory: str) -> dict:
         path = os.path.join(directory, "cirros-like.%s" % fmt)
         qemu_img("convert", "-f", "raw", "-O", fmt, raw, path)
         images[fmt] = path
+    # CVE-2022-47951's class: a qcow2 whose backing file is a host path.
+    evil = os.path.join(directory, "evil-backing.qcow2")
+    qemu_img("create", "-f", "qcow2", "-u", "-b", "/etc/passwd", "-F", "raw",
+             evil, "64M")
+    images["evil"] = evil
     return images
 
 
@@ -87,6 +92,57 @@ def show(glance: fixtures.LocalGlance, label: str, image_id: str) -> None:
         print("   properties set by glance_ext: (none)")
 
 
+def section(title: str) -> None:
+    print("\n" + "=" * 72 + "\n" + title + "\n" + "=" * 72)
+
+
+def demo_validate(glance: fixtures.LocalGlance, images: dict) -> None:
+    """One good and one malicious image through glance_ext_validate."""
+    section("glance_ext_validate: the same engine offline and in Glance")
+    for name in ("qcow2", "evil"):
+        proc = fixtures.run([fixtures.GLANCE_EXT, "inspect", images[name]],
+                            check=False)
+        print("$ glance-ext inspect %s   -> exit %d"
+              % (os.path.basename(images[name]), proc.returncode))
+        wanted = ("verdict:", "detected format:", "bytes read:", "  - [")
+        print("   " + "\n   ".join(
+            line for line in proc.stdout.strip().splitlines()
+            if line.startswith(wanted)))
+    image_id = glance.import_file(images["evil"], "qcow2",
+                                  name="demo-evil-backing-file")
+    show(glance, "glance-direct evil-backing.qcow2 (backing file "
+         "/etc/passwd)", image_id)
+    print("   staged files left: %s" % (glance.staged_files() or "none"))
+
+
+def demo_metadefs(glance: fixtures.LocalGlance, state_dir: str) -> None:
+    """Load the catalog, then one refused and one accepted update."""
+    section("metadefs: the catalog, loaded with glance-manage, enforced")
+    conf = os.path.join(state_dir, "etc", "glance-api.conf")
+    fixtures.run([os.path.join(fixtures.BIN_DIR, "glance-manage"),
+                  "--config-file", conf, "db", "load_metadefs", "--path",
+                  os.path.join(ROOT, "metadefs")])
+    listing = glance.glance("md-namespace-list").stdout
+    ours = [line.strip("| ") for line in listing.splitlines()
+            if "GlanceExt::" in line]
+    print("$ glance-manage db load_metadefs --path metadefs/  -> "
+          "namespaces: %s" % ", ".join(ours))
+    image_id = fixtures.parse_table(glance.glance(
+        "image-create", "--name", "demo-metadefs", "--disk-format", "qcow2",
+        "--container-format", "bare").stdout)["id"]
+    time.sleep(2.5)  # the filter re-reads the catalog every 2 s here
+    bad = glance.glance("image-update", image_id, "--property",
+                        "hw_cpu_policy=bogus", check=False)
+    print("$ glance image-update %s --property hw_cpu_policy=bogus\n"
+          "   refused (exit %d): %s" % (image_id, bad.returncode,
+                                        " ".join(bad.stderr.split())))
+    glance.glance("image-update", image_id, "--property",
+                  "hw_cpu_policy=mixed")
+    print("$ glance image-update %s --property hw_cpu_policy=mixed\n"
+          "   accepted: hw_cpu_policy=%s"
+          % (image_id, glance.image(image_id)["hw_cpu_policy"]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", default=".state/demo")
@@ -103,9 +159,12 @@ def main() -> int:
           "%s" % state_dir)
     try:
         glance = fixtures.start_local_glance(
-            state_dir, plugins=["all"], web_download_port=www.port)
+            state_dir, plugins=["all"], web_download_port=www.port,
+            paste_filters=["glance_ext.middleware:filter_factory"],
+            api_options={"glance_ext_metadefs.refresh_interval": "2"})
         print("glance-api at %s, plugins: %s"
               % (glance.url, ", ".join(glance.info["plugins"]) or "(none)"))
+        section("imports with every glance_ext plugin")
         started = time.monotonic()
         for fmt in ("qcow2", "raw", "vmdk"):
             image_id = glance.import_file(images[fmt], fmt,
@@ -118,6 +177,8 @@ def main() -> int:
         show(glance, "web-download %s" % www.url_for("cirros-like.qcow2"),
              image_id)
         print("\nimports took %.1fs" % (time.monotonic() - started))
+        demo_validate(glance, images)
+        demo_metadefs(glance, state_dir)
     finally:
         www.close()
     glance_cli = os.path.join(fixtures.BIN_DIR, "glance")

@@ -3,19 +3,23 @@
 #
 # Installs the system packages glance_ext needs when they are missing:
 #   qemu-utils   (qemu-img; always)
-#   postgresql   (server binaries; only with --postgresql: the tests use a
-#                 throwaway cluster for concurrent imports)
+#   with --test, what the test suites need on top:
+#   postgresql   (server binaries: a throwaway cluster for concurrent imports)
+#   osinfo-db    (libosinfo's database: the os_distro drift test of metadefs)
 # Uses apt-get as root; otherwise says exactly what to install and fails.
 set -euo pipefail
 
-want_pg=0
-[ "${1:-}" = "--postgresql" ] && want_pg=1
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
 
 missing=()
 command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
-if [ "$want_pg" = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
-        && ! command -v initdb >/dev/null 2>&1; then
-    missing+=(postgresql)
+if [ "$want_test" = 1 ]; then
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+            && ! command -v initdb >/dev/null 2>&1; then
+        missing+=(postgresql)
+    fi
+    [ -d /usr/share/osinfo/os ] || missing+=(osinfo-db)
 fi
 [ "${#missing[@]}" = 0 ] && exit 0
 
