@@ -6,6 +6,8 @@
 #   with --test, what the test suites need on top:
 #   postgresql   (server binaries: a throwaway cluster for concurrent imports)
 #   osinfo-db    (libosinfo's database: the os_distro drift test of metadefs)
+#   e2fsprogs dosfstools mtools fdisk xfsprogs ntfs-3g lvm2
+#                (the guest-image builders of tests/guest/)
 # Uses apt-get as root; otherwise says exactly what to install and fails.
 set -euo pipefail
 
@@ -20,6 +22,12 @@ if [ "$want_test" = 1 ]; then
         missing+=(postgresql)
     fi
     [ -d /usr/share/osinfo/os ] || missing+=(osinfo-db)
+    for pair in mke2fs:e2fsprogs mkfs.vfat:dosfstools mcopy:mtools \
+            sfdisk:fdisk mkfs.xfs:xfsprogs mkntfs:ntfs-3g pvck:lvm2; do
+        tool=${pair%%:*}; pkg=${pair#*:}
+        PATH="$PATH:/sbin:/usr/sbin" command -v "$tool" >/dev/null 2>&1 \
+            || missing+=("$pkg")
+    done
 fi
 [ "${#missing[@]}" = 0 ] && exit 0
 

@@ -26,6 +26,7 @@ from typing import List, Optional
 
 from oslo_config import cfg
 
+from glance_ext import guest as guest_mod
 from glance_ext.inspection import engine as engine_mod
 from glance_ext.inspection import options
 from glance_ext.inspection import policy as policy_mod
@@ -59,6 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--property", metavar="KEY=VALUE", action="append",
                         default=[], help="an image property (for "
                                          "require_signature); repeatable")
+    parser.add_argument("--no-guest", action="store_false", dest="guest",
+                        help="skip the look inside the guest (OS, "
+                             "architecture, firmware, Image Guide checks) "
+                             "that follows an accepted verdict")
     parser.add_argument("--debug", action="store_true",
                         help="log every step to stderr")
     parser.set_defaults(func=run)
@@ -109,10 +114,20 @@ def run(args: argparse.Namespace) -> int:
         return _usage("cannot run qemu-img: %s" % exc)
     except OSError as exc:
         return _usage("cannot read %s: %s" % (args.file, exc.strerror))
+    guest = None
+    if args.guest and report.accepted and \
+            report.disk_format in guest_mod.SUPPORTED_FORMATS:
+        # Only an image validate accepted is handed to the guest engine.
+        guest = guest_mod.inspect_guest(args.file, report.disk_format)
     if args.output_format == "json":
-        print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+        data = report.to_dict()
+        if guest is not None:
+            data["guest"] = guest.to_dict()
+        print(json.dumps(data, indent=2, sort_keys=True))
     else:
         print(format_text(report))
+        if guest is not None:
+            print("guest:\n" + guest.format_text())
     return EXIT_ACCEPTED if report.accepted else EXIT_REJECTED
 
 

@@ -1,0 +1,127 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The guest inspection report: what the disk holds and how it fares.
+
+The worker process produces it as a plain dict (it crosses a process
+boundary as JSON); ``GuestReport`` wraps that dict for callers, for the
+``glance-ext inspect`` text output and, later, for the inject plugin.
+"""
+
+import copy
+from typing import Any, Dict, List, Optional
+
+STATUS_ORDER = ("fail", "unknown", "pass", "n/a")
+SEVERITY_ORDER = ("error", "warning", "info")
+
+
+class GuestReport:
+    """Read-only view over the engine's report dict."""
+
+    def __init__(self, data: Dict[str, Any]) -> None:
+        self._data = data
+
+    def to_dict(self) -> Dict[str, Any]:
+        return copy.deepcopy(self._data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    @property
+    def ok(self) -> bool:
+        """True when the engine could inspect the image (not a verdict)."""
+        return not self._data.get("error")
+
+    @property
+    def os(self) -> Dict[str, Any]:
+        return self._data.get("os") or {}
+
+    @property
+    def checks(self) -> List[Dict[str, Any]]:
+        return self._data.get("checks") or []
+
+    def check(self, check_id: str) -> Optional[Dict[str, Any]]:
+        return next((c for c in self.checks if c["id"] == check_id), None)
+
+    def failed_checks(self, severity: Optional[str] = None
+                      ) -> List[Dict[str, Any]]:
+        return [c for c in self.checks if c["status"] == "fail" and
+                (severity is None or c["severity"] == severity)]
+
+    def format_text(self) -> str:
+        d = self._data
+        osd = self.os
+
+        def row(label: str, value: Any) -> str:
+            return "%-18s %s" % (label + ":", "-" if value in (None, "")
+                                 else value)
+
+        lines = [row("image", d.get("path")),
+                 row("disk format", d.get("disk_format")),
+                 row("virtual size", d.get("virtual_size"))]
+        if d.get("error"):
+            lines.append(row("error", d["error"]))
+        lines += [row("os type", osd.get("os_type")),
+                  row("distribution", osd.get("distro")),
+                  row("version", osd.get("version")),
+                  row("product", osd.get("product_name")),
+                  row("osinfo short-id", osd.get("osinfo_id")),
+                  row("architecture", d.get("architecture")),
+                  row("firmware", d.get("firmware")),
+                  row("partition table", d.get("partition_table")),
+                  row("root filesystem", _root_text(d.get("root"))),
+                  row("root is last", _yesno(d.get("root_is_last"))),
+                  row("root can grow", _yesno(d.get("root_can_grow"))),
+                  row("bytes read", "%s guest, %s from the image file" % (
+                      d.get("bytes_read"), d.get("image_bytes_read"))),
+                  row("elapsed", "%.3fs (worker %.3fs)" % (
+                      d.get("elapsed") or 0.0,
+                      d.get("worker_elapsed") or 0.0))]
+        parts = d.get("partitions") or []
+        if parts:
+            lines.append("partitions:")
+            for p in parts:
+                what = ("LV %s" % p["lv"]) if p.get("lv") else p["type_name"]
+                lines.append(
+                    "  %-3s start=%-12d size=%-12d %-22s fs=%-11s %s%s" % (
+                        p["number"], p["start"], p["size"], what[:22],
+                        p.get("fs_type") or "-",
+                        ("mounted at %s" % p["mountpoint"])
+                        if p.get("mountpoint") else "",
+                        (" (%s)" % p["error"]) if p.get("error") else ""))
+        if self.checks:
+            lines.append("image guide checks:")
+            for c in sorted(self.checks, key=lambda c: (
+                    STATUS_ORDER.index(c["status"]),
+                    SEVERITY_ORDER.index(c["severity"]), c["id"])):
+                lines.append("  %-7s %-17s %-8s %s" % (
+                    c["status"].upper(), c["id"], c["severity"],
+                    "; ".join(c["evidence"])[:160]))
+        for note in d.get("notes") or []:
+            lines.append("note: %s" % note)
+        return "\n".join(lines)
+
+
+def _root_text(root: Optional[Dict[str, Any]]) -> Optional[str]:
+    if not root:
+        return None
+    where = "partition %s" % root["partition"]
+    if root.get("lv"):
+        where += " LV %s" % root["lv"]
+    return "%s, %s, UUID %s" % (where, root["fs_type"], root["fs_uuid"])
+
+
+def _yesno(value: Optional[bool]) -> Optional[str]:
+    return None if value is None else ("yes" if value else "no")

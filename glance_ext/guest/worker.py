@@ -1,0 +1,166 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The short-lived, resource-limited process that inspects one image.
+
+Why a process: the libyal readers are C code parsing untrusted
+filesystems, and qemu-nbd parses untrusted containers. Both run in a
+process of their own (a new session, so qemu-nbd is killed with it) under
+``oslo_concurrency.prlimit`` (address space and CPU seconds, inherited by
+qemu-nbd) and a wall-clock timeout, so a crafted image can at worst cost
+one worker, never the Glance API process. The report comes back as JSON on
+stdout.
+
+``python -m glance_ext.guest.worker --disk-format F [...] PATH`` is the
+child side; ``run`` is the parent side.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List
+
+# The child side imports only what the engine needs: each import here is
+# paid on every inspection (oslo_concurrency and oslo_log are imported in
+# ``run``, the parent side, only).
+MiB = 1024 * 1024
+KiB = 1024
+
+
+class WorkerSettings:
+    """The limits and bounds of one inspection (from ``[glance_ext_guest]``)."""
+
+    def __init__(self, read_budget_mb: int = 16, cpu_seconds: int = 20,
+                 memory_mb: int = 1024, timeout_seconds: float = 60,
+                 qemu_nbd: str = "qemu-nbd", max_file_kb: int = 256,
+                 max_dir_entries: int = 4096) -> None:
+        self.read_budget_mb = read_budget_mb
+        self.cpu_seconds = cpu_seconds
+        self.memory_mb = memory_mb
+        self.timeout_seconds = timeout_seconds
+        self.qemu_nbd = qemu_nbd
+        self.max_file_kb = max_file_kb
+        self.max_dir_entries = max_dir_entries
+
+    @classmethod
+    def from_conf(cls, group) -> "WorkerSettings":
+        return cls(group.read_budget_mb, group.worker_cpu_seconds,
+                   group.worker_memory_mb, group.worker_timeout_seconds,
+                   group.qemu_nbd, group.max_file_kb, group.max_dir_entries)
+
+
+def _failed(path: str, disk_format: str, message: str,
+            elapsed: float) -> Dict[str, Any]:
+    return {"path": path, "disk_format": disk_format, "error": message,
+            "os": {"os_type": "unknown"}, "checks": [], "partitions": [],
+            "notes": [], "bytes_read": None, "elapsed": round(elapsed, 4)}
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run(path: str, disk_format: str,
+        settings: WorkerSettings) -> Dict[str, Any]:
+    """Inspect ``path`` in a limited worker; always returns a report dict."""
+    from oslo_concurrency import processutils
+    from oslo_log import log as logging
+
+    cmd = [sys.executable, "-m", "glance_ext.guest.worker",
+           "--disk-format", disk_format,
+           "--budget-mb", str(settings.read_budget_mb),
+           "--qemu-nbd", settings.qemu_nbd,
+           "--max-file-kb", str(settings.max_file_kb),
+           "--max-dir-entries", str(settings.max_dir_entries),
+           "--", os.path.abspath(path)]
+    limits = processutils.ProcessLimits(
+        cpu_time=settings.cpu_seconds,
+        address_space=settings.memory_mb * MiB)
+    procs: List[subprocess.Popen] = []
+    start = time.monotonic()
+    env = dict(os.environ, MALLOC_ARENA_MAX="2", LC_ALL="C")
+    try:
+        stdout, stderr = processutils.execute(
+            *cmd, prlimit=limits, python_exec=sys.executable,
+            timeout=settings.timeout_seconds, check_exit_code=False,
+            preexec_fn=os.setsid, on_execute=procs.append,
+            env_variables=env, log_errors=processutils.LOG_FINAL_ERROR)
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            _kill_group(proc.pid)
+            proc.wait()
+        return _failed(path, disk_format,
+                       "the inspection did not finish within %ss and was "
+                       "killed" % settings.timeout_seconds,
+                       time.monotonic() - start)
+    finally:
+        for proc in procs:
+            # qemu-nbd is in the worker's session: never leave it behind.
+            _kill_group(proc.pid)
+    elapsed = time.monotonic() - start
+    returncode = procs[0].returncode if procs else 0
+    if returncode < 0:
+        return _failed(path, disk_format,
+                       "the inspection worker was killed by signal %d "
+                       "(limits: %ds CPU, %d MiB memory)"
+                       % (-returncode, settings.cpu_seconds,
+                          settings.memory_mb), elapsed)
+    try:
+        report = json.loads(stdout)
+    except ValueError:
+        logging.getLogger(__name__).warning(
+            "guest inspection worker failed (status %s): %s",
+            returncode, stderr[-2000:])
+        tail = stderr.strip().splitlines()[-1:] or ["no output"]
+        return _failed(path, disk_format,
+                       "the inspection worker failed (status %s): %s"
+                       % (returncode, tail[0][:300]), elapsed)
+    report["worker_elapsed"] = round(elapsed, 4)
+    return report
+
+
+def main(argv=None) -> int:
+    from glance_ext.guest import disk as disk_mod
+    from glance_ext.guest import engine
+
+    parser = argparse.ArgumentParser(prog="glance_ext.guest.worker")
+    parser.add_argument("--disk-format", required=True)
+    parser.add_argument("--budget-mb", type=int, default=16)
+    parser.add_argument("--qemu-nbd", default="qemu-nbd")
+    parser.add_argument("--max-file-kb", type=int, default=256)
+    parser.add_argument("--max-dir-entries", type=int, default=4096)
+    parser.add_argument("path")
+    args = parser.parse_args(argv)
+    start = time.monotonic()
+    try:
+        report = engine.inspect(
+            args.path, args.disk_format,
+            budget_bytes=args.budget_mb * MiB, qemu_nbd=args.qemu_nbd,
+            max_file_bytes=args.max_file_kb * KiB,
+            max_dir_entries=args.max_dir_entries)
+    except (engine.InspectionError, disk_mod.DiskError) as exc:
+        report = _failed(args.path, args.disk_format, str(exc),
+                         time.monotonic() - start)
+    json.dump(report, sys.stdout)
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
