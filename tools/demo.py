@@ -22,6 +22,7 @@ afterwards so you can try it yourself.
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from tests.functional import fixtures  # noqa: E402
+from tests.guest import disks  # noqa: E402
 
 # Image fields every Glance has; anything else on an image the demo
 # created without properties was set by an import plugin.
@@ -115,6 +117,36 @@ def demo_validate(glance: fixtures.LocalGlance, images: dict) -> None:
     print("   staged files left: %s" % (glance.staged_files() or "none"))
 
 
+def demo_inject(glance: fixtures.LocalGlance, images_dir: str) -> None:
+    """Linux guests through glance_ext_inject: what it found inside and
+    how each image fares against the Image Guide checks."""
+    section("glance_ext_inject: properties discovered inside the guest")
+    cases = [("ubuntu-gpt", "qcow2", "demo-ubuntu-22.04"),
+             ("debian-dirty-mbr", "qcow2", "demo-debian-12-not-generalised")]
+    for spec_name, container, name in cases:
+        built = disks.image(disks.SPECS[spec_name], container)
+        path = os.path.join(images_dir, "%s.%s" % (spec_name, container))
+        shutil.copyfile(built, path)
+        image_id = glance.import_file(path, disks.disk_format_of(container),
+                                      name=name)
+        image = glance.wait_import(image_id, timeout=300)
+        print("\n$ glance image-create-via-import --disk-format %s --name %s"
+              " < %s\n   status=%s disk_format=%s"
+              % (disks.disk_format_of(container), name,
+                 os.path.basename(path), image["status"],
+                 image["disk_format"]))
+        set_keys = image.get("glance_ext_inject_properties", "")
+        print("   discovered and set:")
+        for key in [k for k in set_keys.split(",") if k]:
+            print("     %s = %s" % (key, image.get(key)))
+        print("   Image Guide checks:")
+        for key in sorted(image):
+            if key.startswith("glance_ext_inject_check_"):
+                print("     %-24s %s" % (key[len("glance_ext_inject_check_"):],
+                                         image[key]))
+        print("   failed: %s" % image.get("glance_ext_inject_checks_failed"))
+
+
 def demo_metadefs(glance: fixtures.LocalGlance, state_dir: str) -> None:
     """Load the catalog, then one refused and one accepted update."""
     section("metadefs: the catalog, loaded with glance-manage, enforced")
@@ -178,6 +210,7 @@ def main() -> int:
              image_id)
         print("\nimports took %.1fs" % (time.monotonic() - started))
         demo_validate(glance, images)
+        demo_inject(glance, os.path.dirname(images["raw"]))
         demo_metadefs(glance, state_dir)
     finally:
         www.close()

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from glance_ext.guest import checks as checks_mod
 from glance_ext.guest import disk as disk_mod
+from glance_ext.guest import drivers as drivers_mod
 from glance_ext.guest import elf
 from glance_ext.guest import filesystems
 from glance_ext.guest import fsprobe
@@ -389,6 +390,10 @@ def _inspect_disk(disk, out: Dict[str, Any], limits) -> None:
                 "linux", evidence=["a Linux root without os-release"])
         else:
             ident = windows.detect(tree)
+            sysroot = windows.system_root(tree)
+            out["windows_drivers"] = (
+                drivers_mod.find_drivers(tree, sysroot) if sysroot
+                else drivers_mod.unknown("no Windows system root found"))
         out["os"] = {"os_type": ident.os_type, "distro": ident.distro,
                      "version": ident.version,
                      "product_name": ident.product_name,

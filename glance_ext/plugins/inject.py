@@ -1,0 +1,280 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The ``glance_ext_inject`` import plugin.
+
+Looks inside the staged image (``glance_ext.guest``), sets the nova
+properties it discovered and those of the operator's rules, records the
+Image Guide check results, and under ``check_policy = enforce`` rejects an
+image that fails them. Every value is checked against the metadefs catalog
+first; a property the user set is kept unless a rule overrides it. On
+revert it removes what it set (restoring a user value it replaced).
+
+List it after ``glance_ext_validate`` and any conversion plugin: it reads
+the final staged file and the image's current disk_format. Options:
+``[glance_ext_inject]`` (``glance_ext.injection.options``), read at each
+import; the guest engine's limits come from ``[glance_ext_guest]`` in the
+same file. Nothing here may raise from ``get_flow``: stevedore would log
+it and Glance would import the image without the plugin.
+"""
+
+import time
+from typing import Any, Dict, List, Optional
+
+from oslo_config import cfg
+from oslo_log import log as logging
+from taskflow.patterns import linear_flow as lf
+
+from glance_ext import guest
+from glance_ext.injection import catalog_check
+from glance_ext.injection import discovered as discovered_mod
+from glance_ext.injection import facts as facts_mod
+from glance_ext.injection import options
+from glance_ext.injection import plan as plan_mod
+from glance_ext.injection import rules as rules_mod
+from glance_ext.plugins import base
+
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+options.register_opts(CONF)
+
+PLUGIN_NAME = "glance_ext_inject"
+PREFIX = discovered_mod.PREFIX
+PROP_SET = PREFIX + "properties"
+PROP_WARNING = PREFIX + "warning"
+PROP_REASON = PREFIX + "reason"
+PROP_INSPECTION_ERROR = PREFIX + "inspection_error"
+REJECTED = "Image rejected by glance_ext_inject: "
+SEVERITIES = ("error", "warning", "info")
+
+
+class Config:
+    """The options of one import, checked; and the rules, loaded."""
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        group = conf[options.GROUP]
+        unknown = sorted(set(group.discover) -
+                         set(options.DISCOVERABLE))
+        if unknown:
+            raise rules_mod.RuleError(
+                "invalid option in [%s]: discover: unknown %s; known: %s"
+                % (options.GROUP, ", ".join(unknown),
+                   ", ".join(options.DISCOVERABLE)))
+        bad = sorted(set(group.enforced_severities) - set(SEVERITIES))
+        if bad:
+            raise rules_mod.RuleError(
+                "invalid option in [%s]: enforced_severities: unknown %s; "
+                "known: %s" % (options.GROUP, ", ".join(bad),
+                               ", ".join(SEVERITIES)))
+        self.check_policy = group.check_policy
+        self.enforced = frozenset(group.enforced_severities)
+        self.require_inspection = group.require_inspection
+        try:
+            self.ruleset = catalog_check.load(group.catalog_dir)
+        except catalog_check.CatalogUnavailable as exc:
+            raise rules_mod.RuleError("%s (option catalog_dir)" % exc)
+        for key, value in (("hw_disk_bus", group.windows_fallback_disk_bus),
+                           ("hw_vif_model",
+                            group.windows_fallback_vif_model),
+                           ("hw_machine_type", group.uefi_machine_type)):
+            if value:
+                rules_mod.check_value(self.ruleset, "option %s" % {
+                    "hw_disk_bus": "windows_fallback_disk_bus",
+                    "hw_vif_model": "windows_fallback_vif_model",
+                    "hw_machine_type": "uefi_machine_type"}[key],
+                    key, value)
+        self.settings = discovered_mod.Settings(
+            enabled=frozenset(group.discover),
+            os_distro_style=group.os_distro_style,
+            uefi_machine_type=group.uefi_machine_type or "",
+            windows_disk_bus=group.windows_fallback_disk_bus,
+            windows_vif_model=group.windows_fallback_vif_model)
+        self.rules: List[rules_mod.Rule] = []
+        static = rules_mod.static_rule(dict(group.static_properties or {}),
+                                       self.ruleset)
+        if static is not None:
+            self.rules.append(static)
+        if group.rules_file:
+            self.rules += rules_mod.load_file(group.rules_file, self.ruleset)
+
+
+class InjectProperties(base.ImportPluginTask):
+    plugin_name = "Inject_Properties"
+
+    def __init__(self, *, context: Any = None, image_repo: Any = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.context = context
+        self.image_repo = image_repo
+        # key -> the value before we set it (None: it did not exist).
+        self.previous: Dict[str, Optional[str]] = {}
+        self.rejection: Dict[str, str] = {}
+
+    def execute(self, file_path: str,
+                glance_ext_validation_report: Optional[Dict] = None) -> None:
+        # The image's disk_format is authoritative, not the validation
+        # report's: validate's "correct" policy and conversion update it,
+        # and file_path is the final staged file.
+        start = time.monotonic()
+        path = self.remember_staged(file_path)
+        try:
+            config = Config(CONF)
+        except rules_mod.RuleError as exc:
+            raise base.PluginFailure(
+                "glance_ext_inject configuration error: %s (fix "
+                "glance-image-import.conf or the rules file)" % exc)
+        with self.action_wrapper as action:
+            disk_format = action.image_disk_format
+            existing = action.image_extra_properties
+        user_props = {k: v for k, v in existing.items()
+                      if not k.startswith(("os_glance", PREFIX))}
+        report, inspect_error = self._inspect(path, disk_format)
+        drivers = None
+        if ((report.get("os") or {}).get("os_type") == "windows" and
+                "windows_drivers" in config.settings.enabled):
+            drivers = report.get("windows_drivers")
+        found, notes = discovered_mod.discover(report, config.settings,
+                                               drivers)
+        facts = facts_mod.Facts.build(
+            report, disk_format,
+            project=getattr(self.context, "project_id", None),
+            roles=getattr(self.context, "roles", None) or (),
+            visibility=self._visibility())
+        applied = rules_mod.evaluate(config.rules, facts)
+        for _rule, (_props, skipped) in applied:
+            notes.extend(skipped)
+        try:
+            plan = plan_mod.build(
+                found, [(r, p) for r, (p, _s) in applied], user_props,
+                config.ruleset, own_prefix=PREFIX)
+        except rules_mod.RuleError as exc:
+            raise base.PluginFailure(
+                "glance_ext_inject configuration error: %s (fix the rules "
+                "file)" % exc)
+        notes.extend(plan.notes)
+        for key, (user, ours) in plan.kept_user.items():
+            notes.append("kept %s=%s set by the user (not %s)"
+                         % (key, user, ours))
+        records = {}
+        if inspect_error:
+            records[PROP_INSPECTION_ERROR] = inspect_error[:255]
+        self._apply_policy(config, report, inspect_error, plan.to_set,
+                           records)
+        to_set = dict(plan.to_set)
+        to_set.update(records)
+        mine = sorted(k for k in to_set if not k.startswith(PREFIX))
+        to_set[PROP_SET] = ",".join(mine) if mine else "none"
+        with self.action_wrapper as action:
+            current = action.image_extra_properties
+            # A re-import after a rejection must not keep old records.
+            for key in list(current):
+                if key.startswith(PREFIX) and key not in to_set:
+                    action.pop_extra_property(key)
+            for key in to_set:
+                self.previous.setdefault(key, current.get(key))
+            action.set_image_extra_properties(to_set)
+        for note in notes:
+            LOG.info("Image %s: %s", self.image_id, note)
+        LOG.info("Image %s: glance_ext_inject set %s in %.3fs",
+                 self.image_id, ", ".join(
+                     "%s=%s (%s)" % (k, to_set[k], plan.sources.get(k))
+                     for k in mine) or "nothing",
+                 time.monotonic() - start)
+
+    def _inspect(self, path: str, disk_format: str):
+        if disk_format not in guest.SUPPORTED_FORMATS:
+            return {}, ("disk_format %s cannot be inspected" % disk_format)
+        try:
+            report = guest.inspect_guest(path, disk_format, conf=CONF)
+        except guest.GuestInspectionError as exc:
+            return {}, str(exc)
+        data = report.to_dict()
+        if not report.ok:
+            return data, str(data.get("error"))
+        if (data.get("os") or {}).get("os_type") not in ("linux",
+                                                         "windows"):
+            return data, "no operating system recognised in the image"
+        return data, None
+
+    def _visibility(self) -> Optional[str]:
+        if self.image_repo is None:
+            return None
+        try:
+            return getattr(self.image_repo.get(self.image_id), "visibility",
+                           None)
+        except Exception:  # a rule on visibility then does not match
+            LOG.warning("Image %s: cannot read its visibility for the "
+                        "inject rules", self.image_id, exc_info=True)
+            return None
+
+    def _apply_policy(self, config: Config, report: Dict[str, Any],
+                      inspect_error: Optional[str], props: Dict[str, str],
+                      records: Dict[str, str]) -> None:
+        if inspect_error and config.require_inspection:
+            self._reject(props, records, "the guest could not be inspected "
+                         "(%s) and require_inspection is set" % inspect_error)
+        failed = [c for c in report.get("checks") or []
+                  if c["status"] == "fail" and c["severity"] in
+                  config.enforced]
+        if not failed or config.check_policy == "record":
+            return
+        text = "failed Image Guide checks: " + "; ".join(
+            "%s (%s): %s" % (c["id"], c["severity"],
+                             ", ".join(c.get("evidence") or [])[:200])
+            for c in failed)
+        if config.check_policy == "enforce":
+            self._reject(props, records, text)
+        LOG.warning("Image %s: %s", self.image_id, text)
+        records[PROP_WARNING] = text[:255]
+
+    def _reject(self, props: Dict[str, str], records: Dict[str, str],
+                reason: str) -> None:
+        LOG.info("Image %s: %s%s", self.image_id, REJECTED, reason)
+        self.rejection = {k: v for k, v in props.items()
+                          if k.startswith(PREFIX)}
+        self.rejection.update(records)
+        self.rejection[PROP_REASON] = reason[:255]
+        raise base.PluginFailure(REJECTED + reason)
+
+    def revert(self, result: Any = None, flow_failures: Any = None,
+               **kwargs: Any) -> None:
+        if self.previous:
+            try:
+                with self.action_wrapper as action:
+                    for key, value in self.previous.items():
+                        if value is None:
+                            action.pop_extra_property(key)
+                        else:
+                            action.set_image_extra_properties({key: value})
+            except Exception:  # still return the image to queued below
+                LOG.exception("Could not remove the properties "
+                              "glance_ext_inject set on image %s",
+                              self.image_id)
+            self.previous = {}
+        super().revert(result=result, flow_failures=flow_failures, **kwargs)
+
+    def revert_properties(self) -> Dict[str, str]:
+        # Only our own rejection is recorded on the queued image, so the
+        # user sees which checks failed; nothing else we set survives.
+        return dict(self.rejection)
+
+
+def get_flow(**kwargs: Any) -> lf.Flow:
+    """Glance's plugin entry point (kwargs as documented by Glance)."""
+    task_type = kwargs.get("task_type", "api_image_import")
+    return lf.Flow(task_type).add(InjectProperties(
+        task_id=kwargs.get("task_id"), task_type=task_type,
+        action_wrapper=kwargs.get("action_wrapper"),
+        stores=kwargs.get("backend") or [],
+        import_req=kwargs.get("import_req"),
+        context=kwargs.get("context"),
+        image_repo=kwargs.get("image_repo")))

@@ -1,0 +1,328 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The inject task inside a real taskflow engine, on real guest images.
+
+Glance's image repository and import lock need a running Glance (covered by
+tests/functional/inject); here the ActionWrapper hands out Glance's real
+``_ImportActions`` over an in-memory image and the request context is a
+plain object (keystone cannot run here). The guest engine, its worker
+process, qemu-nbd and the metadefs catalog are the real ones.
+"""
+
+import shutil
+import types
+
+import pytest
+import taskflow.engines
+from oslo_config import cfg
+from taskflow import task
+from taskflow.patterns import linear_flow as lf
+
+from glance.async_.flows.api_image_import import _ImportActions
+from glance.common import exception as glance_exception
+
+from glance_ext.guest import inspect_guest
+from glance_ext.guest import options as guest_options
+from glance_ext.injection import options
+from glance_ext.plugins import inject
+from tests.guest import disks
+from tests.unit.injection import windows_disks
+
+IMAGE_ID = "11111111-2222-3333-4444-555555555555"
+
+
+class FakeImage:
+    def __init__(self, disk_format, **props):
+        self.image_id = IMAGE_ID
+        self.status = "importing"
+        self.disk_format = disk_format
+        self.container_format = "bare"
+        self.visibility = "shared"
+        self.size = self.virtual_size = None
+        self.locations = []
+        self.extra_properties = {"os_glance_importing_to_stores": "fs",
+                                 "os_glance_failed_import": ""}
+        self.extra_properties.update(props)
+
+
+class FakeActionWrapper:
+    def __init__(self, image):
+        self.image = image
+        self.image_id = image.image_id
+
+    def __enter__(self):
+        return _ImportActions(self.image)
+
+    def __exit__(self, *exc):
+        return False
+
+
+class FakeRepo:
+    def __init__(self, image):
+        self.image = image
+
+    def get(self, image_id):
+        assert image_id == self.image.image_id
+        return self.image
+
+
+class Failing(task.Task):
+    def execute(self, file_path):
+        raise RuntimeError("a later plugin failed")
+
+
+@pytest.fixture(autouse=True)
+def need_builders():
+    missing = disks.tool_missing()
+    if missing:
+        pytest.skip("guest image builders need %s" % missing)
+
+
+@pytest.fixture
+def conf(monkeypatch, tmp_path):
+    def make(text=""):
+        path = tmp_path / "glance-image-import.conf"
+        path.write_text("[glance_ext_inject]\n" + text)
+        c = cfg.ConfigOpts()
+        options.register_opts(c)
+        guest_options.register_opts(c)
+        c(args=[], default_config_files=[str(path)], default_config_dirs=[])
+        monkeypatch.setattr(inject, "CONF", c)
+        return c
+    make()
+    return make
+
+
+def _stage(src, tmp_path):
+    staged = tmp_path / "staging" / IMAGE_ID
+    staged.parent.mkdir(exist_ok=True)
+    shutil.copyfile(src, staged)
+    return str(staged)
+
+
+def _run(staged, image, later=None, roles=("member",)):
+    context = types.SimpleNamespace(project_id="p1", roles=list(roles),
+                                    user_id="u1")
+    flow = lf.Flow("import").add(inject.get_flow(
+        task_id="t1", task_type="api_image_import",
+        action_wrapper=FakeActionWrapper(image), backend=["fs"],
+        context=context, image_repo=FakeRepo(image),
+        import_req={"method": {"name": "glance-direct"}}))
+    if later is not None:
+        flow.add(later)
+    taskflow.engines.run(flow, store={"file_path": "file://" + staged})
+
+
+def test_ubuntu_gets_discovered_properties_and_check_results(conf,
+                                                             tmp_path):
+    staged = _stage(disks.image(disks.SPECS["ubuntu-gpt"], "qcow2"),
+                    tmp_path)
+    image = FakeImage("qcow2", os_distro="ubuntu")   # the user set it
+    _run(staged, image)
+    props = image.extra_properties
+    assert props["os_type"] == "linux"
+    assert props["os_distro"] == "ubuntu"            # kept: user's value
+    assert props["os_version"] == "22.04"
+    assert props["hw_architecture"] == "x86_64"
+    assert "hw_firmware_type" not in props           # firmware "both"
+    assert props["hw_qemu_guest_agent"] == "true"
+    assert props["glance_ext_inject_check_cloud_init"] == "pass"
+    assert props["glance_ext_inject_checks_failed"] == "none"
+    assert props["glance_ext_inject_properties"] == (
+        "hw_architecture,hw_qemu_guest_agent,os_type,os_version")
+    assert image.status == "importing"
+
+
+def test_rules_templating_and_override(conf, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "- when: {os_type: linux, disk_format: raw, project: p1,\n"
+        "         visibility: shared, roles: [member]}\n"
+        "  set: {os_admin_user: '{os.distro}', hw_machine_type: pc}\n"
+        "- when: {os_type: windows}\n"
+        "  set: {hw_disk_bus: ide}\n"
+        "- set: {os_distro: '{os.osinfo_id}'}\n"
+        "  override_user: true\n")
+    conf("rules_file = %s\nstatic_properties = hw_rng_model:virtio\n"
+         % rules)
+    staged = _stage(disks.image(disks.SPECS["debian-mbr"]), tmp_path)
+    image = FakeImage("raw", os_distro="debian", hw_rng_model="builtin")
+    _run(staged, image)
+    props = image.extra_properties
+    assert props["os_admin_user"] == "debian"
+    assert props["hw_machine_type"] == "pc"
+    assert props["hw_firmware_type"] == "bios"
+    assert props["os_distro"] == "debian12"          # rule overrode user
+    assert props["hw_rng_model"] == "builtin"        # user kept
+    assert "hw_disk_bus" not in props
+
+
+def test_role_condition_not_met(conf, tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text('[{"when": {"roles": ["admin"]}, '
+                     '"set": {"hw_video_model": "virtio"}}]')
+    conf("rules_file = %s\n" % rules)
+    staged = _stage(disks.image(disks.SPECS["debian-mbr"]), tmp_path)
+    image = FakeImage("raw")
+    _run(staged, image, roles=("member",))
+    assert "hw_video_model" not in image.extra_properties
+
+
+def test_enforce_rejects_with_failed_checks_and_reverts(conf, tmp_path):
+    conf("check_policy = enforce\n")
+    staged = _stage(disks.image(disks.SPECS["debian-dirty-mbr"]), tmp_path)
+    image = FakeImage("raw")
+    with pytest.raises(glance_exception.UploadException) as exc:
+        _run(staged, image)
+    text = str(exc.value)
+    assert text.startswith("Image rejected by glance_ext_inject: failed "
+                           "Image Guide checks: ")
+    for check in ("cloud-init (error)", "ssh-host-keys (error)",
+                  "persistent-net (error)"):
+        assert check in text
+    assert "growpart" not in text                    # a warning: not enforced
+    props = image.extra_properties
+    assert image.status == "queued"
+    assert props["os_glance_failed_import"] == "fs"
+    assert "os_type" not in props                    # nothing else kept
+    assert props["glance_ext_inject_check_ssh_host_keys"] == "fail"
+    assert props["glance_ext_inject_reason"].startswith("failed Image")
+    assert not (tmp_path / "staging" / IMAGE_ID).exists()
+
+
+def test_warn_policy_imports_and_records_warning(conf, tmp_path):
+    conf("check_policy = warn\nenforced_severities = error,warning\n")
+    staged = _stage(disks.image(disks.SPECS["debian-dirty-mbr"]), tmp_path)
+    image = FakeImage("raw")
+    _run(staged, image)
+    warning = image.extra_properties["glance_ext_inject_warning"]
+    assert "growpart (warning)" in warning and "cloud-init" in warning
+    assert image.status == "importing"
+
+
+def test_revert_removes_what_it_set_and_restores_user_values(conf,
+                                                             tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- set: {hw_disk_bus: scsi}\n  override_user: true\n")
+    conf("rules_file = %s\n" % rules)
+    staged = _stage(disks.image(disks.SPECS["debian-mbr"]), tmp_path)
+    image = FakeImage("raw", hw_disk_bus="virtio", note="mine")
+    with pytest.raises(RuntimeError):
+        _run(staged, image, later=Failing(name="later"))
+    props = image.extra_properties
+    assert props["hw_disk_bus"] == "virtio"
+    assert props["note"] == "mine"
+    assert not any(k.startswith(("glance_ext_inject_", "os_type",
+                                 "hw_architecture")) for k in props), props
+    assert image.status == "queued"
+
+
+@pytest.mark.parametrize("rules_text,needle", [
+    ("- set: {hw_disk_bus: foo}\n",
+     "glance_ext_inject configuration error: rule 1 sets hw_disk_bus=foo: "
+     "it is not allowed; allowed: one of fdc, ide, sata"),
+    ("- set: {hw_disk_bus: '{os.distro}'}\n",
+     "rule 1 sets hw_disk_bus=debian: it is not allowed"),
+])
+def test_invalid_rule_fails_the_import_clearly(conf, tmp_path, rules_text,
+                                               needle):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rules_text)
+    conf("rules_file = %s\n" % rules)
+    staged = _stage(disks.image(disks.SPECS["debian-mbr"]), tmp_path)
+    image = FakeImage("raw")
+    with pytest.raises(glance_exception.UploadException) as exc:
+        _run(staged, image)
+    assert needle in str(exc.value)
+    assert image.status == "queued"
+
+
+def test_bad_option_is_named(conf, tmp_path):
+    conf("discover = os_type,os_colour\n")
+    staged = _stage(disks.image(disks.SPECS["debian-mbr"]), tmp_path)
+    with pytest.raises(glance_exception.UploadException,
+                       match="discover: unknown os_colour"):
+        _run(staged, FakeImage("raw"))
+
+
+@pytest.mark.parametrize("option,needle", [
+    ("catalog_dir = /nonexistent", "cannot read the metadefs catalog in "
+     "/nonexistent"),
+    ("windows_fallback_disk_bus = floppy", "option windows_fallback_disk_bus"
+     " sets hw_disk_bus=floppy: it is not allowed"),
+    ("enforced_severities = fatal", "enforced_severities: unknown fatal"),
+    ("static_properties = hw_video_model:vga2",
+     "static_properties sets hw_video_model=vga2"),
+])
+def test_bad_configuration_is_named(conf, tmp_path, option, needle):
+    conf(option + "\n")
+    staged = _stage(disks.image(disks.SPECS["debian-mbr"]), tmp_path)
+    with pytest.raises(glance_exception.UploadException) as exc:
+        _run(staged, FakeImage("raw"))
+    assert str(exc.value).startswith("glance_ext_inject configuration "
+                                     "error: ")
+    assert needle in str(exc.value)
+
+
+def test_uninspectable_image(conf, tmp_path):
+    junk = tmp_path / "junk.raw"
+    junk.write_bytes(b"\0" * 1024 * 1024)
+    staged = _stage(str(junk), tmp_path)
+    image = FakeImage("raw")
+    _run(staged, image)
+    props = image.extra_properties
+    assert props["glance_ext_inject_inspection_error"]
+    assert props["glance_ext_inject_properties"] == "none"
+    conf("require_inspection = true\n")
+    staged = _stage(str(junk), tmp_path)
+    with pytest.raises(glance_exception.UploadException,
+                       match="could not be inspected"):
+        _run(staged, FakeImage("raw"))
+
+
+@pytest.fixture
+def windows_ok():
+    why = windows_disks.missing()
+    if why:
+        pytest.skip("Windows test disks need %s" % why)
+
+
+@pytest.mark.parametrize("variant,container,expected", [
+    ("win2k22-novirtio", "qcow2", {"hw_disk_bus": "sata",
+                                   "hw_vif_model": "e1000"}),
+    ("win2k22-virtio", "raw", {}),
+    ("win2k22-vioscsi-staged-net", "raw", {"hw_disk_bus": "scsi",
+                                           "hw_scsi_model": "virtio-scsi"}),
+])
+def test_windows_devices(windows_ok, conf, tmp_path, variant, container,
+                         expected):
+    staged = _stage(windows_disks.image(variant, container), tmp_path)
+    image = FakeImage(disks.disk_format_of(container))
+    _run(staged, image)
+    props = image.extra_properties
+    assert props["os_type"] == "windows"
+    assert props["os_distro"] == "win2k22"
+    assert props["hw_firmware_type"] == "uefi"
+    assert props["hw_machine_type"] == "q35"
+    got = {k: props[k] for k in ("hw_disk_bus", "hw_vif_model",
+                                 "hw_scsi_model") if k in props}
+    assert got == expected
+
+
+def test_drivers_without_drivers_dir_cannot_tell(windows_ok):
+    # The stock fixture has no System32/drivers: nothing can be told.
+    report = inspect_guest(disks.image(disks.SPECS["win2k22-gpt"]), "raw")
+    result = report["windows_drivers"]
+    assert result["storage"] is None and "does not exist" in result["error"]
+    report = inspect_guest(disks.image(disks.SPECS["debian-mbr"]), "raw")
+    assert "windows_drivers" not in report.to_dict()
