@@ -28,7 +28,6 @@ from oslo_config import cfg
 from taskflow import task
 from taskflow.patterns import linear_flow as lf
 
-from glance.async_.flows.api_image_import import _ImportActions
 from glance.common import exception as glance_exception
 
 from glance_ext.guest import inspect_guest
@@ -36,35 +35,8 @@ from glance_ext.guest import options as guest_options
 from glance_ext.injection import options
 from glance_ext.plugins import inject
 from tests.guest import disks
+from tests.unit.plugin_doubles import IMAGE_ID, FakeActionWrapper, FakeImage
 from tests.unit.injection import windows_disks
-
-IMAGE_ID = "11111111-2222-3333-4444-555555555555"
-
-
-class FakeImage:
-    def __init__(self, disk_format, **props):
-        self.image_id = IMAGE_ID
-        self.status = "importing"
-        self.disk_format = disk_format
-        self.container_format = "bare"
-        self.visibility = "shared"
-        self.size = self.virtual_size = None
-        self.locations = []
-        self.extra_properties = {"os_glance_importing_to_stores": "fs",
-                                 "os_glance_failed_import": ""}
-        self.extra_properties.update(props)
-
-
-class FakeActionWrapper:
-    def __init__(self, image):
-        self.image = image
-        self.image_id = image.image_id
-
-    def __enter__(self):
-        return _ImportActions(self.image)
-
-    def __exit__(self, *exc):
-        return False
 
 
 class FakeRepo:

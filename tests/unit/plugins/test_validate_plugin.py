@@ -27,37 +27,12 @@ from oslo_config import cfg
 from taskflow import task
 from taskflow.patterns import linear_flow as lf
 
-from glance.async_.flows.api_image_import import _ImportActions
 from glance.common import exception as glance_exception
 
 from glance_ext.inspection import options
 from glance_ext.plugins import base
 from glance_ext.plugins import validate
-
-
-class FakeImage:
-    def __init__(self, disk_format):
-        self.image_id = "11111111-2222-3333-4444-555555555555"
-        self.status = "importing"
-        self.disk_format = disk_format
-        self.container_format = "bare"
-        self.virtual_size = None
-        self.size = None
-        self.locations = []
-        self.extra_properties = {"os_glance_importing_to_stores": "fs",
-                                 "os_glance_failed_import": ""}
-
-
-class FakeActionWrapper:
-    def __init__(self, image):
-        self.image = image
-        self.image_id = image.image_id
-
-    def __enter__(self):
-        return _ImportActions(self.image)
-
-    def __exit__(self, *exc):
-        return False
+from tests.unit.plugin_doubles import FakeActionWrapper, FakeImage
 
 
 class Probe(task.Task):
