@@ -117,6 +117,35 @@ def demo_validate(glance: fixtures.LocalGlance, images: dict) -> None:
     print("   staged files left: %s" % (glance.staged_files() or "none"))
 
 
+def demo_convert(glance: fixtures.LocalGlance, images_dir: str) -> None:
+    """A qcow2 and a streamOptimized vmdk converted for the file store,
+    with the progress glance_ext_convert reports while qemu-img runs."""
+    section("glance_ext_convert: converted for the file store, with progress")
+    raw = os.path.join(images_dir, "big.raw")
+    with open(raw, "wb") as fh:
+        fh.truncate(1024 * 1024 * 1024)
+        for offset in range(0, 256, 8):
+            fh.seek(offset * 4 * 1024 * 1024)
+            fh.write(os.urandom(8 * 1024 * 1024))
+    sources = {"qcow2": os.path.join(images_dir, "big.qcow2"),
+               "vmdk": os.path.join(images_dir, "big-stream.vmdk")}
+    qemu_img("convert", "-f", "raw", "-O", "qcow2", raw, sources["qcow2"])
+    qemu_img("convert", "-f", "raw", "-O", "vmdk", "-o",
+             "subformat=streamOptimized", raw, sources["vmdk"])
+    os.unlink(raw)
+    for fmt, path in sources.items():
+        image_id = glance.import_file(path, fmt, name="demo-convert-%s" % fmt)
+        show(glance, "glance-direct %s (%d MiB file)"
+             % (os.path.basename(path), os.path.getsize(path) // 2 ** 20),
+             image_id)
+        print("   progress (task message while qemu-img ran):")
+        with open(glance.log_path, errors="replace") as log:
+            for line in log:
+                if "Image %s: glance_ext_convert:" % image_id in line:
+                    print("     " + line.split("Image %s: " % image_id)[1]
+                          .rstrip())
+
+
 def demo_inject(glance: fixtures.LocalGlance, images_dir: str) -> None:
     """Linux guests through glance_ext_inject: what it found inside and
     how each image fares against the Image Guide checks."""
@@ -193,7 +222,9 @@ def main() -> int:
         glance = fixtures.start_local_glance(
             state_dir, plugins=["all"], web_download_port=www.port,
             paste_filters=["glance_ext.middleware:filter_factory"],
-            api_options={"glance_ext_metadefs.refresh_interval": "2"})
+            api_options={"glance_ext_metadefs.refresh_interval": "2"},
+            import_options={
+                "glance_ext_convert.progress_interval_seconds": "0.2"})
         print("glance-api at %s, plugins: %s"
               % (glance.url, ", ".join(glance.info["plugins"]) or "(none)"))
         section("imports with every glance_ext plugin")
@@ -210,6 +241,7 @@ def main() -> int:
              image_id)
         print("\nimports took %.1fs" % (time.monotonic() - started))
         demo_validate(glance, images)
+        demo_convert(glance, os.path.dirname(images["raw"]))
         demo_inject(glance, os.path.dirname(images["raw"]))
         demo_metadefs(glance, state_dir)
     finally:

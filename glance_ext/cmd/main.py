@@ -31,6 +31,7 @@ SUBCOMMANDS = (
     "glance_ext.cmd.local_glance",
     "glance_ext.cmd.inspect",
     "glance_ext.cmd.metadefs",
+    "glance_ext.cmd.convert",
 )
 
 EXIT_OK = 0

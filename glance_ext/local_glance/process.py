@@ -91,14 +91,24 @@ def is_alive(pid: Optional[int]) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child of ours still answers kill(0): reap it if it is one.
+    # A zombie still answers kill(0): reap it if it is our child, and
+    # otherwise (a crashed server whose parent never reaps it) ask /proc.
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
     except ChildProcessError:
         pass
-    return True
+    return _proc_state(pid) not in ("Z", "X")
+
+
+def _proc_state(pid: int) -> Optional[str]:
+    """The state letter of /proc/<pid>/stat, None when unknown."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def group_alive(pgid: int) -> bool:

@@ -78,6 +78,8 @@ class ImportPluginTask(task.Task):
         self.stores = [s for s in (stores or []) if s]
         self.staged_path: Optional[str] = None
         self.own_files: List[str] = []
+        self.original_attributes: Dict[str, Any] = {}
+        self.added_properties: List[str] = []
         method = ((import_req or {}).get("method") or {}).get("name")
         self.download_reverts_image = method in DOWNLOAD_METHODS
         super().__init__(name="%s-%s-%s" % (task_type, self.plugin_name,
@@ -93,6 +95,17 @@ class ImportPluginTask(task.Task):
         self.own_files.append(path)
         return path
 
+    def remember_original(self, attributes: Dict[str, Any],
+                          added_properties: Sequence[str] = ()) -> None:
+        """Before changing the image: what revert must put back.
+
+        A retry stages the user's original data again, so the image must
+        describe it again (disk_format, container_format, size), or Glance
+        refuses the retry as a format mismatch.
+        """
+        self.original_attributes = dict(attributes)
+        self.added_properties = list(added_properties)
+
     def revert_properties(self) -> Dict[str, str]:
         """Extra properties to record on the image when reverting."""
         return {}
@@ -103,7 +116,15 @@ class ImportPluginTask(task.Task):
                     self.image_id)
         try:
             with self.action_wrapper as action:
-                if not self.download_reverts_image:
+                if self.original_attributes:
+                    action.set_image_attribute(**self.original_attributes)
+                for key in self.added_properties:
+                    action.pop_extra_property(key)
+                # Every plugin task of the flow reverts; the first one
+                # that runs returns the image to queued, the others only
+                # clean up their own files (queued -> queued is refused).
+                if not self.download_reverts_image and \
+                        action.image_status != "queued":
                     action.set_image_attribute(status="queued")
                     if self.stores:
                         action.remove_importing_stores(self.stores)

@@ -89,6 +89,7 @@ class ValidateImage(base.ImportPluginTask):
                     action.pop_extra_property(key)
             action.set_image_extra_properties(props)
             if report.corrected:
+                self.remember_original({"disk_format": claimed})
                 action.set_image_attribute(disk_format=report.disk_format)
         return report.to_dict()
 

@@ -187,8 +187,10 @@ class LocalGlance(object):
             # Glance marks the task failed after the flow has reverted,
             # so the image is final by then (queued after a correct
             # revert; `importing` for good when no revert cleaned up).
-            tasks = self.api_tasks(image_id)
-            if tasks and tasks[0]["status"] == "failure":
+            # After a retry the newest task is the one that counts.
+            tasks = sorted(self.api_tasks(image_id),
+                           key=lambda t: t["created_at"])
+            if tasks and tasks[-1]["status"] == "failure":
                 return self.image(image_id)
             time.sleep(0.3)
         raise AssertionError("import of %s not finished in %ss; last image "

@@ -1,0 +1,292 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Benchmark: glance_ext_convert vs Glance's image_conversion, one run.
+
+Builds a 4 GiB qcow2 with half of it allocated (64 MiB data runs
+alternating with 64 MiB holes, non-repeating bytes), then, side by side in
+this process:
+
+* floor: plain ``qemu-img convert -f qcow2 -O FMT`` (what either plugin
+  must at least spend);
+* two local Glances (``glance-ext local-glance``, file store, SQLite):
+  ours with ``glance_ext_validate,glance_ext_convert`` and Glance's
+  ``image_conversion`` with the same output format;
+* for each target (raw, qcow2) and each plugin: the image is staged first
+  (not timed), then ``glance image-import`` is timed until ``active``
+  (plugin work + store upload), while the staging directory's allocated
+  bytes are sampled every 0.1 s (peak staging bytes).
+
+The qcow2 target keeps a qcow2 source as it is in both plugins (no
+conversion), so that row measures the cost of checking; ``--vmdk`` adds a
+vmdk source with the same data converted to qcow2.
+
+    python bench/convert_bench.py [--size-gib 4] [--work-dir DIR] [--vmdk]
+
+Prints a table (markdown) and writes JSON to bench/out/convert_bench.json.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tests.functional import fixtures  # noqa: E402
+
+MiB = 1024 * 1024
+RUN = 64 * MiB
+
+
+def build_source(work: str, size_gib: int) -> str:
+    qcow2 = os.path.join(work, "source-%dg.qcow2" % size_gib)
+    if os.path.exists(qcow2):
+        return qcow2
+    raw = qcow2 + ".raw"
+    block = bytearray(MiB)
+    with open(raw, "wb") as fh:
+        fh.truncate(size_gib * 1024 * MiB)
+        n = 0
+        for start in range(0, size_gib * 1024 * MiB, 2 * RUN):
+            fh.seek(start)
+            for _ in range(RUN // MiB):
+                # cheap non-repeating content: stamp a counter every 512 B
+                n += 1
+                stamp = n.to_bytes(8, "little")
+                block[0::512] = stamp[:1] * (MiB // 512)
+                block[1::512] = stamp[1:2] * (MiB // 512)
+                block[2::512] = bytes([(n * 7) & 0xFF or 1]) * (MiB // 512)
+                fh.write(block)
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw,
+                    qcow2], check=True)
+    os.unlink(raw)
+    return qcow2
+
+
+def allocated(directory: str) -> int:
+    total = 0
+    for name in os.listdir(directory):
+        try:
+            total += os.stat(os.path.join(directory, name)).st_blocks * 512
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def drop_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def floor(src: str, src_fmt: str, fmt: str, work: str) -> float:
+    dst = os.path.join(work, "floor." + fmt)
+    drop_file(dst)
+    start = time.monotonic()
+    subprocess.run(["qemu-img", "convert", "-f", src_fmt, "-O", fmt, src,
+                    dst], check=True)
+    elapsed = time.monotonic() - start
+    drop_file(dst)
+    return elapsed
+
+
+def engine_rows(cases, work: str, repeat: int) -> list:
+    """Conversion only, no Glance: Glance's exact command line
+    (``qemu-img convert -f F -O T``) vs our engine (measure, free space,
+    slot, tuned and bounded convert, verification), alternated."""
+    from glance_ext.conversion import engine as engine_mod
+    from glance_ext.conversion import settings as settings_mod
+
+    eng = engine_mod.ConversionEngine(settings_mod.Settings(
+        lock_dir=os.path.join(work, "locks"), free_space_reserve=0))
+    rows = []
+    for src_fmt, path, target in cases:
+        if src_fmt == target:
+            continue
+        theirs, ours = [], []
+        for _ in range(repeat):
+            dst = os.path.join(work, "engine-out")
+            drop_file(dst)
+            start = time.monotonic()
+            subprocess.run(["qemu-img", "convert", "-f", src_fmt, "-O",
+                            target, path, dst], check=True)
+            theirs.append(time.monotonic() - start)
+            drop_file(dst)
+            start = time.monotonic()
+            eng.convert(path, src_fmt, dst, target)
+            ours.append(time.monotonic() - start)
+            drop_file(dst)
+        rows.append({"source": src_fmt, "target": target,
+                     "glance_command_seconds": sorted(theirs)[len(theirs) // 2],
+                     "ours_seconds": sorted(ours)[len(ours) // 2],
+                     "runs": repeat})
+    return rows
+
+
+def plugin_phase(glance, image_id: str) -> float:
+    """Seconds from the import task starting to the store upload starting
+    (every plugin runs in between), from glance-api's log."""
+    import datetime
+    started = uploading = last_processing = None
+    with open(glance.log_path, errors="replace") as fh:
+        for line in fh:
+            if "status changing from pending to processing" in line:
+                last_processing = line
+            if image_id in line and "Got image data uri" in line:
+                uploading = line
+                started = last_processing
+    if not (started and uploading):
+        return float("nan")
+
+    def ts(line):
+        return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f")
+    return (ts(uploading) - ts(started)).total_seconds()
+
+
+def timed_import(glance, path: str, disk_format: str) -> dict:
+    proc = glance.glance("image-create", "--disk-format", disk_format,
+                         "--container-format", "bare", "--name", "bench")
+    image_id = fixtures.parse_table(proc.stdout)["id"]
+    with open(path, "rb") as data:
+        glance.glance("image-stage", image_id, stdin=data)
+    peak = [allocated(glance.staging_dir)]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], allocated(glance.staging_dir))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.monotonic()
+    glance.glance("image-import", image_id, "--import-method",
+                  "glance-direct")
+    image = glance.wait_import(image_id, timeout=3600)
+    elapsed = time.monotonic() - start
+    done.set()
+    sampler.join()
+    if image["status"] != "active":
+        raise SystemExit("import failed: %s\n%s" % (image, glance.log_tail()))
+    glance.glance("image-delete", image_id)
+    return {"seconds": elapsed, "peak_staging_bytes": peak[0],
+            "plugin_seconds": plugin_phase(glance, image_id),
+            "disk_format": image["disk_format"], "size": image["size"]}
+
+
+def start(state: str, plugins, options):
+    os.environ["OS_DEFAULT__USE_STDERR"] = "true"
+    return fixtures.start_local_glance(state, plugins=plugins,
+                                       import_options=options)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-gib", type=int, default=4)
+    parser.add_argument("--work-dir", default="/var/tmp/glance-ext-bench")
+    parser.add_argument("--vmdk", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of the conversion-only comparison")
+    parser.add_argument("--ours-option", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="extra [glance_ext_convert] option for our "
+                             "Glance, e.g. cache_mode=writeback")
+    parser.add_argument("--targets", default="raw,qcow2",
+                        help="comma-separated targets for the qcow2 source")
+    parser.add_argument("--skip-glance", action="store_true",
+                        help="only the conversion-only comparison")
+    args = parser.parse_args(argv)
+    os.makedirs(args.work_dir, exist_ok=True)
+    t0 = time.monotonic()
+    src = build_source(args.work_dir, args.size_gib)
+    built = time.monotonic() - t0
+    print("source %s (%.1f s to build or reuse)" % (src, built),
+          file=sys.stderr)
+    cases = [("qcow2", src, t) for t in args.targets.split(",") if t]
+    if args.vmdk:
+        vmdk = src.replace(".qcow2", ".vmdk")
+        if not os.path.exists(vmdk):
+            subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O",
+                            "vmdk", "-o", "subformat=streamOptimized", src,
+                            vmdk], check=True)
+        cases.append(("vmdk", vmdk, "qcow2"))
+    results = []
+    engine = engine_rows(cases, args.work_dir, args.repeat)
+    for src_fmt, path, target in ([] if args.skip_glance else cases):
+        row = {"source": src_fmt, "target": target,
+               "floor_seconds": floor(path, src_fmt, target, args.work_dir)}
+        ours_options = {
+            "glance_ext_convert.default_format": target,
+            "glance_ext_convert.lock_dir": os.path.join(args.work_dir,
+                                                        "locks")}
+        for item in args.ours_option:
+            key, _, value = item.partition("=")
+            ours_options["glance_ext_convert." + key] = value
+        ours = start(os.path.join(args.work_dir, "ours-" + target),
+                     ["glance_ext_validate", "glance_ext_convert"],
+                     ours_options)
+        theirs = start(os.path.join(args.work_dir, "glance-" + target),
+                       ["image_conversion"],
+                       {"image_conversion.output_format": target})
+        try:
+            # theirs first, then ours: the page cache favours the second
+            row["glance"] = timed_import(theirs, path, src_fmt)
+            row["ours"] = timed_import(ours, path, src_fmt)
+        finally:
+            ours.down()
+            theirs.down()
+        row["ratio"] = row["glance"]["seconds"] / row["ours"]["seconds"]
+        results.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    out_dir = os.path.join(ROOT, "bench", "out")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "convert_bench.json"), "w") as fh:
+        json.dump({"imports": results, "conversion_only": engine}, fh,
+                  indent=2)
+    print("Conversion only (median of %d):\n" % args.repeat)
+    print("| source -> target | Glance's command | glance_ext engine | "
+          "speed-up |")
+    print("|---|---|---|---|")
+    for r in engine:
+        print("| %s -> %s | %.1f s | %.1f s | %.2fx |" % (
+            r["source"], r["target"], r["glance_command_seconds"],
+            r["ours_seconds"],
+            r["glance_command_seconds"] / r["ours_seconds"]))
+    if not results:
+        return 0
+    print("\nThrough glance-api (image-import until active):\n")
+    print("| source -> target | plain qemu-img convert | Glance "
+          "image_conversion: import (plugin phase) | glance_ext: import "
+          "(plugin phase) | speed-up import (plugin phase) | peak staging "
+          "Glance | peak staging ours |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        g, o = r["glance"], r["ours"]
+        print("| %s -> %s | %.1f s | %.1f s (%.1f s) | %.1f s (%.1f s) | "
+              "%.2fx (%.2fx) | %.2f GiB | %.2f GiB |" % (
+                  r["source"], r["target"], r["floor_seconds"],
+                  g["seconds"], g["plugin_seconds"], o["seconds"],
+                  o["plugin_seconds"], r["ratio"],
+                  g["plugin_seconds"] / o["plugin_seconds"],
+                  g["peak_staging_bytes"] / 1024 ** 3,
+                  o["peak_staging_bytes"] / 1024 ** 3))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The conversion engine: inspect, plan, wait for a slot, convert, verify.
+
+One code path for the import plugin and ``glance-ext convert``. Order is
+the argument:
+1. the source has been inspected (the validate report, or inspected here):
+   qemu-img never opens an image nobody checked;
+2. ``qemu-img measure`` + free space: refuse before writing a byte;
+3. a host-wide slot: at most ``max_concurrent`` conversions per host;
+4. the tuned, bounded ``qemu-img convert`` with progress;
+5. verification of the output (format, safety, virtual size, compare).
+On any failure the partial output is deleted here, so callers only ever
+see a complete, verified file or an exception.
+"""
+
+import dataclasses
+import hashlib
+import os
+import time
+from typing import Callable, Optional
+
+from oslo_log import log as logging
+from oslo_utils import units
+
+from glance_ext.conversion import limits as limits_mod
+from glance_ext.conversion import preflight
+from glance_ext.conversion import process
+from glance_ext.conversion import progress as progress_mod
+from glance_ext.conversion.settings import Settings
+from glance_ext.conversion import slots as slots_mod
+from glance_ext.conversion import target as target_mod
+from glance_ext.conversion import verify as verify_mod
+from glance_ext.inspection import engine as inspection_engine
+from glance_ext.inspection import policy as policy_mod
+from glance_ext.inspection.report import Report
+from glance_ext.qemu import runner
+
+LOG = logging.getLogger(__name__)
+
+# Errors the engine raises; their text is safe to show to API users.
+# (QemuImgError covers info/measure; its text names no host path.)
+ConversionError = (preflight.InsufficientSpace, slots_mod.SlotTimeout,
+                   runner.QemuImgError, verify_mod.VerificationFailed,
+                   target_mod.TargetError)
+
+
+class SourceRejected(Exception):
+    """The source failed inspection; message is the inspection reason."""
+
+
+@dataclasses.dataclass
+class Outcome:
+    source_format: str
+    target_format: str
+    source_virtual_size: int
+    virtual_size: int
+    size: int
+    required_bytes: int
+    free_bytes_before: int
+    cache_mode: str
+    convert_seconds: float
+    total_seconds: float
+    waited_seconds: float
+    compared: bool
+    output_path: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def sha512_of(path: str, chunk: int = 4 * units.Mi) -> str:
+    digest = hashlib.sha512()
+    with open(path, "rb") as fh:
+        while True:
+            data = fh.read(chunk)
+            if not data:
+                break
+            digest.update(data)
+    return digest.hexdigest()
+
+
+class ConversionEngine:
+    def __init__(self, settings: Settings,
+                 policy: Optional[policy_mod.Policy] = None,
+                 python_exec: Optional[str] = None) -> None:
+        self.settings = settings
+        base = policy or policy_mod.Policy()
+        self.policy = dataclasses.replace(base, qemu_img=settings.qemu_img)
+        self.python_exec = python_exec
+        self.qemu = limits_mod.QemuImg(
+            settings.qemu_img, python_exec=python_exec,
+            limits=runner.Limits(
+                cpu_seconds=self.policy.qemu_cpu_seconds,
+                address_space_bytes=self.policy.qemu_address_space,
+                timeout_seconds=self.policy.qemu_timeout))
+
+    # -- 1. the source --------------------------------------------------
+    def inspect_source(self, path: str, claimed: Optional[str] = None,
+                       container: Optional[str] = None) -> Report:
+        """Inspect with the validate engine; raise SourceRejected."""
+        report = fast_inspection_engine(self.policy).inspect(
+            path, claimed, container)
+        if not report.accepted:
+            raise SourceRejected(report.reason())
+        return report
+
+    # -- 2..5 -------------------------------------------------------------
+    def convert(self, src: str, source_format: str, dst: str,
+                target_format: str, *,
+                on_progress: Optional[progress_mod.Callback] = None,
+                on_wait: Optional[Callable[[float], None]] = None,
+                should_stop: Optional[Callable[[], bool]] = None,
+                slot_dir: Optional[str] = None) -> Outcome:
+        start = time.monotonic()
+        try:
+            return self._convert(src, source_format, dst, target_format,
+                                 on_progress, on_wait, should_stop, slot_dir,
+                                 start)
+        except BaseException:
+            _unlink(dst)
+            raise
+
+    def _convert(self, src, source_format, dst, target_format, on_progress,
+                 on_wait, should_stop, slot_dir, start) -> Outcome:
+        s = self.settings
+        work_dir = os.path.dirname(os.path.abspath(dst))
+        info = self.qemu.info(src, source_format)
+        vsize = int(info.get("virtual-size", 0))
+        fixed = target_format == "vhd" and s.vhd_subformat == "fixed"
+        plan = preflight.plan(self.qemu, src, source_format, target_format,
+                              work_dir, s.free_space_margin_percent,
+                              s.free_space_reserve, fixed_size=fixed)
+        LOG.info("Converting %s -> %s: virtual %d bytes, output needs %d "
+                 "bytes, %d free in staging", source_format, target_format,
+                 vsize, plan.required_bytes, plan.free_bytes)
+        slots = slots_mod.HostSlots(slot_dir or s.slot_dir(work_dir),
+                                    s.max_concurrent)
+        wait_start = time.monotonic()
+        with slots.acquire(s.slot_wait_seconds, on_wait=on_wait):
+            waited = time.monotonic() - wait_start
+            if waited > 1:
+                # Others converted while we waited: check the space again.
+                plan = preflight.plan(
+                    self.qemu, src, source_format, target_format, work_dir,
+                    s.free_space_margin_percent, s.free_space_reserve,
+                    fixed_size=fixed)
+            out_bytes = max(plan.fully_allocated_bytes, vsize)
+            cache_mode = process.choose_cache_mode(
+                s.cache_mode, work_dir, plan.required_bytes,
+                s.direct_io_threshold)
+            timeout = s.timeout_for(vsize)
+            bounds = process.Bounds(
+                timeout_seconds=timeout,
+                cpu_seconds=max(60, int(timeout * 2)),
+                address_space_bytes=s.address_space,
+                file_size_bytes=out_bytes + out_bytes // 10 + 64 * units.Mi)
+            tuning = process.Tuning(
+                coroutines=s.coroutines, out_of_order=s.out_of_order_writes,
+                cache_mode=cache_mode, sparse_size_kb=s.sparse_size_kb,
+                rate_limit_mb=s.rate_limit_mb,
+                nice=s.nice, ionice_class=s.ionice_class,
+                ionice_level=s.ionice_level)
+            command = process.build_command(
+                s.qemu_img, src, source_format, dst, target_format,
+                creation_options(s, target_format), tuning)
+            convert_seconds = process.run(
+                command, bounds, vsize, on_progress=on_progress,
+                interval=s.progress_interval_seconds,
+                should_stop=should_stop, nice=s.nice)
+            if on_progress is not None:
+                on_progress(progress_mod.Progress(
+                    100.0, vsize, vsize, time.monotonic() - start,
+                    phase="verifying"))
+            compare_limits = runner.Limits(
+                cpu_seconds=max(60, int(timeout * 2)),
+                address_space_bytes=s.address_space,
+                timeout_seconds=timeout)
+            check = verify_mod.verify(
+                self.qemu, self.policy, src, source_format, dst,
+                target_format, vsize, s.compare, compare_limits)
+        size = os.stat(dst).st_size
+        total = time.monotonic() - start
+        LOG.info("Converted %s -> %s in %.1fs (%d bytes)", source_format,
+                 target_format, convert_seconds, size)
+        return Outcome(source_format, target_format, vsize,
+                       check.virtual_size, size, plan.required_bytes,
+                       plan.free_bytes, cache_mode, convert_seconds, total,
+                       waited, check.compared, dst)
+
+
+def fast_inspection_engine(policy: policy_mod.Policy
+                           ) -> inspection_engine.Engine:
+    """The validate engine, its qemu-img calls limited in-process (see
+    ``conversion.limits``)."""
+    eng = inspection_engine.Engine(policy)
+    eng.qemu = limits_mod.QemuImg(eng.qemu.binary, limits=eng.qemu.limits)
+    return eng
+
+
+def creation_options(settings: Settings, target: str):
+    opts = list(target_mod.output_options(settings, target))
+    if target == "vhd":
+        # Keep the exact virtual size instead of rounding it to a CHS
+        # geometry, so the output's virtual size equals the source's.
+        opts.append("force_size=on")
+    return opts
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        LOG.error("Could not delete partial conversion output %s: %s",
+                  path, exc)

@@ -1,0 +1,148 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Options of the ``glance_ext_convert`` plugin and ``glance-ext convert``.
+
+One group, ``[glance_ext_convert]``, read from glance-image-import.conf by
+the plugin and from ``--config-file`` by the CLI, so an offline run uses the
+operator's real settings.
+"""
+
+from typing import List, Tuple
+
+from oslo_config import cfg
+
+GROUP = "glance_ext_convert"
+
+# Output formats Glance accepts as disk_format and qemu-img can write.
+OUTPUT_FORMATS = ("raw", "qcow2", "vmdk", "vhd", "vhdx", "vdi")
+KEEP = "keep"
+
+convert_opts = [
+    cfg.DictOpt("store_formats", default={},
+                help="Target disk_format per store id, e.g. "
+                     "'ceph:raw,fs:qcow2'. Stores not listed use "
+                     "default_format. Formats: %s." % ", ".join(OUTPUT_FORMATS)),
+    cfg.StrOpt("default_format", default="raw",
+               choices=OUTPUT_FORMATS,
+               help="Target disk_format for stores not in store_formats (and "
+                    "for single-store deployments without store ids)."),
+    cfg.DictOpt("source_format_rules", default={"iso": KEEP},
+                help="Rules by detected source format that win over the "
+                     "store map: 'keep' stores the image as it is, a format "
+                     "name forces that output, e.g. 'iso:keep,vdi:qcow2'."),
+    cfg.ListOpt("store_precedence", default=[],
+                help="When the stores of one import want different formats, "
+                     "use the format of the first store in this list that is "
+                     "among the import's stores. Empty: such an import fails "
+                     "with an error naming the stores and their formats."),
+    cfg.StrOpt("vmdk_subformat", default="streamOptimized",
+               choices=["streamOptimized", "monolithicSparse"],
+               help="VMDK variant written when converting to vmdk (only "
+                    "single-file variants: the others reference extent "
+                    "files)."),
+    cfg.StrOpt("vhd_subformat", default="dynamic",
+               choices=["dynamic", "fixed"],
+               help="VHD variant written when converting to vhd."),
+    cfg.StrOpt("qcow2_compat", default="1.1", choices=["0.10", "1.1"],
+               help="qcow2 version written when converting to qcow2 (0.10 "
+                    "for very old consumers)."),
+    cfg.IntOpt("free_space_margin_percent", default=10, min=0, max=1000,
+               help="Extra space, in percent of the size qemu-img measure "
+                    "reports, that must be free in the staging directory "
+                    "before converting."),
+    cfg.IntOpt("free_space_reserve_mb", default=256, min=0,
+               help="Space (MiB) that must stay free in the staging "
+                    "directory after the conversion, for other imports and "
+                    "the host."),
+    cfg.IntOpt("coroutines", default=8, min=1, max=16,
+               help="qemu-img convert -m: parallel coroutines."),
+    cfg.BoolOpt("out_of_order_writes", default=True,
+                help="qemu-img convert -W: allow out-of-order writes (faster "
+                     "on every format; the output is only read once it is "
+                     "complete)."),
+    cfg.StrOpt("cache_mode", default="auto",
+               choices=[("auto", "'none' when the staging filesystem "
+                                 "supports O_DIRECT and the output is larger "
+                                 "than direct_io_threshold_mb, else "
+                                 "'unsafe'"),
+                        ("none", "O_DIRECT; keeps the page cache clean"),
+                        ("writeback", "page cache plus a final flush"),
+                        ("unsafe", "page cache, no flush: the output is a "
+                                   "temporary file")],
+               help="qemu-img convert -t for the output file."),
+    cfg.IntOpt("direct_io_threshold_mb", default=1024, min=0,
+               help="With cache_mode=auto, outputs whose data is at least "
+                    "this large are written with O_DIRECT: through the page "
+                    "cache they pile up dirty pages that the store upload "
+                    "right after must compete with (measured: 3.5x faster "
+                    "conversion, 1.09x faster import for 2 GiB of data, see "
+                    "bench/convert_bench.py); smaller ones go through the "
+                    "cache, from where the store upload reads them."),
+    cfg.IntOpt("rate_limit_mb", default=0, min=0,
+               help="qemu-img convert -r: most MiB per second one "
+                    "conversion may read; 0 means no limit. Use it when the "
+                    "staging disk is shared with a store or with instances."),
+    cfg.IntOpt("sparse_size_kb", default=4, min=0,
+               help="qemu-img convert -S: zeroed runs of at least this many "
+                    "KiB are left unallocated (0 writes every byte)."),
+    cfg.IntOpt("timeout_base_seconds", default=120, min=1,
+               help="Wall-clock limit of one conversion: this base plus "
+                    "timeout_seconds_per_gb per GiB of virtual size; "
+                    "qemu-img is killed after it."),
+    cfg.IntOpt("timeout_seconds_per_gb", default=60, min=0,
+               help="Wall-clock seconds allowed per GiB of virtual size."),
+    cfg.IntOpt("address_space_mb", default=2048, min=256,
+               help="Address-space limit (MiB) of qemu-img convert."),
+    cfg.IntOpt("nice", default=10, min=0, max=19,
+               help="CPU niceness of qemu-img convert (0 keeps the API "
+                    "worker's priority)."),
+    cfg.StrOpt("ionice_class", default="best-effort",
+               choices=["none", "best-effort", "idle"],
+               help="IO scheduling class of qemu-img convert. 'idle' can "
+                    "starve a conversion forever on a busy disk; "
+                    "'best-effort' with level 7 is the safe low priority."),
+    cfg.IntOpt("ionice_level", default=7, min=0, max=7,
+               help="IO priority level within the best-effort class."),
+    cfg.IntOpt("max_concurrent", default=2, min=1,
+               help="Conversions that may run at once on this host, shared "
+                    "by every Glance worker process (file-lock slots in "
+                    "lock_dir)."),
+    cfg.StrOpt("lock_dir", default="",
+               help="Local directory of the conversion slot lock files. "
+                    "Empty: 'glance-ext-convert-slots' next to the staging "
+                    "directory. Must be on a local filesystem: on NFS the "
+                    "limit would span hosts."),
+    cfg.IntOpt("slot_wait_seconds", default=1800, min=0,
+               help="How long an import waits for a conversion slot before "
+                    "failing with a message saying the host is busy."),
+    cfg.FloatOpt("progress_interval_seconds", default=5.0, min=0.2,
+                 help="How often the import task's message is updated with "
+                      "the conversion progress. Each update also keeps "
+                      "Glance's 60-minute import lock fresh."),
+    cfg.BoolOpt("compare", default=False,
+                help="Run 'qemu-img compare' of source and output after "
+                     "converting. Reads both images in full."),
+    cfg.BoolOpt("record_source_sha512", default=False,
+                help="Record the sha512 of the data as staged (before "
+                     "conversion) in glance_ext_convert_source_sha512. "
+                     "Reads the source once more."),
+    cfg.StrOpt("qemu_img", default="qemu-img", help="qemu-img binary."),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(convert_opts, group=GROUP)
+
+
+def list_opts() -> List[Tuple[str, list]]:
+    return [(GROUP, convert_opts)]

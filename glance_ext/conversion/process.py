@@ -1,0 +1,273 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""``qemu-img convert`` tuned for throughput and bounded in every way.
+
+``glance_ext.qemu.runner.QemuImg`` runs short commands through
+``processutils.execute``, which returns only when the child ends; a
+conversion needs its output read while it runs (progress) and a caller
+that can stop it. So this module starts the process itself, with:
+
+- ``-W`` (out-of-order writes), ``-m`` coroutines, ``-t`` cache mode,
+  ``-S`` sparse size and ``-p`` progress;
+- rlimits (CPU seconds, address space, file size: a lying image cannot
+  write past what ``measure`` promised), set before exec as
+  ``oslo_concurrency.prlimit`` would, without its extra interpreter (see
+  ``conversion.limits``);
+- CPU niceness and ``ionice`` so a conversion does not starve the API
+  workers and the store uploads on the same host;
+- a wall-clock timeout, after which the process group is killed;
+- ``PR_SET_PDEATHSIG`` so qemu-img dies with the Glance worker instead of
+  writing into staging after a restart.
+"""
+
+import dataclasses
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from typing import Callable, List, Optional, Sequence
+
+from oslo_log import log as logging
+
+from glance_ext.conversion import limits
+from glance_ext.conversion import progress as progress_mod
+from glance_ext.qemu import formats
+from glance_ext.qemu import runner
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    coroutines: int = 8
+    out_of_order: bool = True
+    cache_mode: str = "unsafe"
+    sparse_size_kb: int = 4
+    rate_limit_mb: int = 0
+    nice: int = 10
+    ionice_class: str = "best-effort"
+    ionice_level: int = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    timeout_seconds: float
+    cpu_seconds: int
+    address_space_bytes: int
+    file_size_bytes: Optional[int]
+
+
+class ConvertError(runner.QemuImgError):
+    """Same kinds as QemuImgError: failed, limit, timeout, missing,
+    cancelled."""
+
+
+def supports_direct_io(directory: str) -> bool:
+    """True when files in ``directory`` can be opened with O_DIRECT
+    (tmpfs and some FUSE filesystems cannot; qemu's cache=none would then
+    fail)."""
+    fd, path = tempfile.mkstemp(prefix=".glance_ext_odirect_", dir=directory)
+    os.close(fd)
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_DIRECT", 0))
+        os.close(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.unlink(path)
+
+
+def choose_cache_mode(configured: str, directory: str, output_bytes: int,
+                      direct_threshold: int) -> str:
+    """The ``-t`` mode for the output.
+
+    The output is a temporary staging file that the store upload reads
+    right after, so by default it goes through the page cache without a
+    final flush (``unsafe``: a crash loses only an import that failed
+    anyway). Outputs so large that they would evict the host's page cache
+    use O_DIRECT when the filesystem supports it.
+    """
+    if configured != "auto":
+        return configured
+    if output_bytes >= direct_threshold and supports_direct_io(directory):
+        return "none"
+    return "unsafe"
+
+
+def build_command(qemu_img: str, src: str, src_format: str, dst: str,
+                  dst_format: str, create_options: Sequence[str],
+                  tuning: Tuning) -> List[str]:
+    """The command line: ``ionice`` (when wanted) + the tuned qemu-img.
+    Limits and niceness are applied by ``run`` in the child."""
+    qemu = [qemu_img, "convert", "-p", "-f", formats.to_qemu(src_format),
+            "-O", formats.to_qemu(dst_format)]
+    if create_options:
+        qemu += ["-o", ",".join(create_options)]
+    if tuning.out_of_order:
+        qemu.append("-W")
+    qemu += ["-m", str(tuning.coroutines), "-t", tuning.cache_mode,
+             "-S", "%dk" % tuning.sparse_size_kb]
+    if tuning.rate_limit_mb:
+        qemu += ["-r", "%dM" % tuning.rate_limit_mb]
+    qemu += [src, dst]
+    wrappers: List[str] = []
+    if tuning.ionice_class != "none":
+        ionice = shutil.which("ionice")
+        if ionice:
+            if tuning.ionice_class == "idle":
+                wrappers += [ionice, "-c", "3"]
+            else:
+                wrappers += [ionice, "-c", "2", "-n",
+                             str(tuning.ionice_level)]
+        else:
+            LOG.warning("ionice not found; qemu-img convert runs at normal "
+                        "IO priority (install util-linux)")
+    return wrappers + qemu
+
+
+def run(command: Sequence[str], bounds: Bounds, total_bytes: int,
+        on_progress: Optional[progress_mod.Callback] = None,
+        interval: float = 5.0,
+        should_stop: Optional[Callable[[], bool]] = None,
+        nice: int = 0) -> float:
+    """Run a convert command; return its elapsed seconds or raise
+    ConvertError. ``stderr`` of the error is for logs only (host paths)."""
+    start = time.monotonic()
+    throttle = progress_mod.Throttle(on_progress, interval)
+    parser = progress_mod.ProgressParser()
+    try:
+        proc = subprocess.Popen(list(command), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE,
+                                env=limits.child_env(),
+                                start_new_session=True,
+                                preexec_fn=limits.child_setup(
+                                    bounds.cpu_seconds,
+                                    bounds.address_space_bytes,
+                                    bounds.file_size_bytes, nice),
+                                close_fds=True)
+    except OSError as exc:
+        raise ConvertError("missing", "cannot run qemu-img: %s"
+                           % (exc.strerror or exc))
+    LOG.debug("qemu-img convert pid %d: %s", proc.pid, " ".join(command))
+    stderr_chunks: List[bytes] = []
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "out")
+    sel.register(proc.stderr, selectors.EVENT_READ, "err")
+    open_streams = 2
+    killed_for: Optional[str] = None
+
+    def report(final: bool = False) -> None:
+        pct = parser.percent or 0.0
+        throttle(progress_mod.Progress(
+            pct, int(total_bytes * pct / 100.0), total_bytes,
+            time.monotonic() - start), final=final)
+
+    try:
+        report()
+        while open_streams:
+            remaining = bounds.timeout_seconds - (time.monotonic() - start)
+            if remaining <= 0:
+                killed_for = "timeout"
+                break
+            if should_stop is not None and should_stop():
+                killed_for = "cancelled"
+                break
+            for key, _ in sel.select(timeout=min(1.0, remaining)):
+                data = os.read(key.fileobj.fileno(), 65536)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    open_streams -= 1
+                    continue
+                if key.data == "out":
+                    parser.feed(data)
+                elif sum(len(c) for c in stderr_chunks) < 65536:
+                    stderr_chunks.append(data)
+            report()
+    finally:
+        sel.close()
+        if killed_for or proc.poll() is None:
+            if killed_for:
+                _kill_group(proc)
+        try:
+            proc.wait(timeout=bounds.timeout_seconds if not killed_for
+                      else 10)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+    elapsed = time.monotonic() - start
+    stderr = b"".join(stderr_chunks).decode("utf-8", "replace")
+    if killed_for == "timeout":
+        raise ConvertError("timeout", "qemu-img convert did not finish "
+                           "within %ds and was killed"
+                           % int(bounds.timeout_seconds), stderr=stderr)
+    if killed_for == "cancelled":
+        raise ConvertError("cancelled", "the conversion was cancelled",
+                           stderr=stderr)
+    rc = proc.returncode
+    if rc < 0:
+        raise ConvertError(
+            "limit" if -rc in (signal.SIGXCPU, signal.SIGXFSZ,
+                               signal.SIGSEGV, signal.SIGABRT) else "killed",
+            "qemu-img convert was killed by signal %d%s"
+            % (-rc, _signal_hint(-rc, bounds)), returncode=rc, stderr=stderr)
+    if rc != 0:
+        kind = "failed"
+        if "failed to execute" in stderr:
+            kind = "missing"
+        elif "File too large" in stderr or "No space left" in stderr:
+            kind = "limit"
+        raise ConvertError(kind, "qemu-img convert exited with status %d%s"
+                           % (rc, _stderr_hint(stderr)), returncode=rc,
+                           stderr=stderr)
+    parser.percent = 100.0
+    report(final=True)
+    return elapsed
+
+
+def _signal_hint(signum: int, bounds: Bounds) -> str:
+    if signum == signal.SIGXCPU:
+        return " (CPU limit of %ds reached)" % bounds.cpu_seconds
+    if signum == signal.SIGXFSZ:
+        return " (output grew past the measured size)"
+    if signum in (signal.SIGSEGV, signal.SIGABRT):
+        return " (memory limit of %d MiB reached)" % (
+            bounds.address_space_bytes // (1024 * 1024))
+    if signum == signal.SIGKILL:
+        return " (killed from outside)"
+    return ""
+
+
+def _stderr_hint(stderr: str) -> str:
+    # Only fixed phrases, never qemu's text: it may name host paths.
+    if "No space left" in stderr:
+        return " (no space left in the staging area)"
+    if "File too large" in stderr:
+        return " (output grew past the measured size)"
+    return ""
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,146 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The conversion options read once into a validated, immutable object.
+
+oslo.config only checks a value when it is read; reading every option here
+turns a typo in glance-image-import.conf into one clear error at the start
+of an import instead of a failure halfway through a long conversion.
+"""
+
+import dataclasses
+import os
+from typing import Dict, Optional, Tuple
+
+from oslo_config import cfg
+from oslo_utils import units
+
+from glance_ext.conversion import options
+
+
+class SettingsError(ValueError):
+    """An option has an invalid value; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    store_formats: Tuple[Tuple[str, str], ...] = ()
+    default_format: str = "raw"
+    source_format_rules: Tuple[Tuple[str, str], ...] = (("iso", options.KEEP),)
+    store_precedence: Tuple[str, ...] = ()
+    vmdk_subformat: str = "streamOptimized"
+    vhd_subformat: str = "dynamic"
+    qcow2_compat: str = "1.1"
+    free_space_margin_percent: int = 10
+    free_space_reserve: int = 256 * units.Mi
+    coroutines: int = 8
+    out_of_order_writes: bool = True
+    cache_mode: str = "auto"
+    direct_io_threshold: int = 1024 * units.Mi
+    sparse_size_kb: int = 4
+    rate_limit_mb: int = 0
+    timeout_base_seconds: int = 120
+    timeout_seconds_per_gb: int = 60
+    address_space: int = 2048 * units.Mi
+    nice: int = 10
+    ionice_class: str = "best-effort"
+    ionice_level: int = 7
+    max_concurrent: int = 2
+    lock_dir: str = ""
+    slot_wait_seconds: int = 1800
+    progress_interval_seconds: float = 5.0
+    compare: bool = False
+    record_source_sha512: bool = False
+    qemu_img: str = "qemu-img"
+
+    def __post_init__(self) -> None:
+        where = "[%s]" % options.GROUP
+        known = set(options.OUTPUT_FORMATS)
+        for store, fmt in self.store_formats:
+            if fmt not in known:
+                raise SettingsError(
+                    "%s store_formats: store %r wants %r, which is not an "
+                    "output format (use one of %s)"
+                    % (where, store, fmt, ", ".join(options.OUTPUT_FORMATS)))
+        for source, rule in self.source_format_rules:
+            if rule != options.KEEP and rule not in known:
+                raise SettingsError(
+                    "%s source_format_rules: rule %s:%s must be 'keep' or "
+                    "one of %s" % (where, source, rule,
+                                   ", ".join(options.OUTPUT_FORMATS)))
+
+    @property
+    def store_format_map(self) -> Dict[str, str]:
+        return dict(self.store_formats)
+
+    @property
+    def source_rule_map(self) -> Dict[str, str]:
+        return dict(self.source_format_rules)
+
+    def timeout_for(self, virtual_size: int) -> float:
+        """Wall-clock limit scaled by size: a fixed limit either kills big
+        conversions or lets a hung small one block a slot for hours."""
+        gib = max(0.0, virtual_size / units.Gi)
+        return float(self.timeout_base_seconds
+                     + self.timeout_seconds_per_gb * gib)
+
+    def slot_dir(self, staging_dir: str) -> str:
+        if self.lock_dir:
+            return self.lock_dir
+        parent = os.path.dirname(os.path.abspath(staging_dir).rstrip("/"))
+        return os.path.join(parent, "glance-ext-convert-slots")
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts,
+                  overrides: Optional[Dict[str, object]] = None
+                  ) -> "Settings":
+        try:
+            g = getattr(conf, options.GROUP)
+            values = dict(
+                store_formats=tuple(sorted(
+                    (k.strip(), v.strip())
+                    for k, v in (g.store_formats or {}).items())),
+                default_format=g.default_format,
+                source_format_rules=tuple(sorted(
+                    (k.strip(), v.strip())
+                    for k, v in (g.source_format_rules or {}).items())),
+                store_precedence=tuple(s.strip() for s in g.store_precedence
+                                       if s.strip()),
+                vmdk_subformat=g.vmdk_subformat,
+                vhd_subformat=g.vhd_subformat,
+                qcow2_compat=g.qcow2_compat,
+                free_space_margin_percent=g.free_space_margin_percent,
+                free_space_reserve=g.free_space_reserve_mb * units.Mi,
+                coroutines=g.coroutines,
+                out_of_order_writes=g.out_of_order_writes,
+                cache_mode=g.cache_mode,
+                direct_io_threshold=g.direct_io_threshold_mb * units.Mi,
+                sparse_size_kb=g.sparse_size_kb,
+                rate_limit_mb=g.rate_limit_mb,
+                timeout_base_seconds=g.timeout_base_seconds,
+                timeout_seconds_per_gb=g.timeout_seconds_per_gb,
+                address_space=g.address_space_mb * units.Mi,
+                nice=g.nice,
+                ionice_class=g.ionice_class,
+                ionice_level=g.ionice_level,
+                max_concurrent=g.max_concurrent,
+                lock_dir=g.lock_dir,
+                slot_wait_seconds=g.slot_wait_seconds,
+                progress_interval_seconds=g.progress_interval_seconds,
+                compare=g.compare,
+                record_source_sha512=g.record_source_sha512,
+                qemu_img=g.qemu_img)
+        except (cfg.Error, ValueError) as exc:
+            raise SettingsError("invalid option in [%s]: %s"
+                                % (options.GROUP, exc))
+        values.update(overrides or {})
+        return cls(**values)

@@ -1,0 +1,278 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The ``glance_ext_convert`` import plugin.
+
+Converts the staged image to the format the import's stores want (see
+``glance_ext.conversion``), after ``glance_ext_validate`` has judged the
+source. On success the image records the new disk_format, container_format,
+size and virtual_size, plus the original's format and size (and optionally
+its sha512) as ``glance_ext_convert_*`` properties; the task message shows
+progress meanwhile. On failure the shared revert (``plugins.base``) puts
+the image back to ``queued``, lists the stores in
+``os_glance_failed_import`` and deletes every file of ours plus the staged
+data. Options: ``[glance_ext_convert]`` in glance-image-import.conf, read
+at each import. ``get_flow`` never raises (stevedore would skip the
+plugin and Glance would import unconverted).
+"""
+
+import os
+import threading
+import time
+from typing import Any, Dict, Optional
+
+from glance.common import exception as glance_exception
+from oslo_config import cfg
+from oslo_log import log as logging
+from taskflow.patterns import linear_flow as lf
+
+from glance_ext.conversion import engine as engine_mod
+from glance_ext.conversion import journal as journal_mod
+from glance_ext.conversion import options
+from glance_ext.conversion import preflight
+from glance_ext.conversion import progress as progress_mod
+from glance_ext.conversion import recovery
+from glance_ext.conversion.settings import Settings, SettingsError
+from glance_ext.conversion import store_check
+from glance_ext.conversion import target as target_mod
+from glance_ext.conversion import task_messages
+from glance_ext.inspection import options as validate_options
+from glance_ext.inspection import policy as policy_mod
+from glance_ext.inspection import qemu_check
+from glance_ext.plugins import base
+
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+options.register_opts(CONF)
+validate_options.register_opts(CONF)
+
+PLUGIN_NAME = "glance_ext_convert"
+PROPERTY_PREFIX = "glance_ext_convert_"
+# Our output next to the staged file; Glance's staging cleaner maps
+# "<image id>.<anything>" back to the image, so residue is never orphaned.
+OUTPUT_SUFFIX = ".glance_ext_convert."
+
+
+def _python_exec() -> Optional[str]:
+    # Under uWSGI sys.executable is the uwsgi binary: Glance's own option
+    # names the interpreter that can run oslo_concurrency.prlimit.
+    try:
+        return CONF.wsgi.python_interpreter or None
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError):
+        return None
+
+
+class ConvertImage(base.ImportPluginTask):
+    plugin_name = "Convert_Image"
+
+    def __init__(self, *, task_repo: Any = None, **kwargs: Any) -> None:
+        super().__init__(provides="file_path", **kwargs)
+        self.messages = task_messages.TaskMessages(task_repo, self.task_id)
+        self._lock_lost = threading.Event()
+        self.journal: Optional[journal_mod.Journal] = None
+        # What the image looked like before we changed it, for revert.
+        self.original: Optional[Dict[str, Any]] = None
+
+    def execute(self, file_path: str,
+                glance_ext_validation_report: Optional[Dict[str, Any]] = None
+                ) -> str:
+        src = self.remember_staged(file_path)
+        settings, policy = _load_settings()
+        with self.action_wrapper as action:
+            claimed = action.image_disk_format
+            container = action.image_container_format
+        engine = engine_mod.ConversionEngine(settings, policy,
+                                             python_exec=_python_exec())
+        source_format = self._source_format(engine, src, claimed, container,
+                                            glance_ext_validation_report)
+        try:
+            decision = target_mod.choose(settings, source_format,
+                                         self.stores)
+        except target_mod.TargetError as exc:
+            raise base.PluginFailure("glance_ext_convert: %s" % exc)
+        if not decision.convert:
+            stored_as = (glance_ext_validation_report or {}).get(
+                "disk_format") or claimed
+            decision = target_mod.normalize(
+                decision, source_format,
+                store_check.refusal(src, stored_as))
+        if not decision.convert:
+            LOG.info("Image %s not converted: %s", self.image_id,
+                     decision.reason)
+            return file_path
+        target = decision.target_format
+        source_size = os.path.getsize(src)
+        props = {"source_format": source_format,
+                 "reason": decision.reason[:255],
+                 "source_disk_format": claimed or "",
+                 "source_size": str(source_size)}
+        if settings.record_source_sha512:
+            self.messages.set("glance_ext_convert: hashing the source")
+            props["source_sha512"] = engine_mod.sha512_of(src)
+        dst = self.track_file(src + OUTPUT_SUFFIX + target)
+        label = "%s to %s" % (source_format, target)
+        self.journal = _journal(settings, os.path.dirname(src))
+        self.journal.record(self.image_id, self.task_id, self.stores,
+                            [dst, src])
+        self.messages.set("glance_ext_convert: converting %s: starting"
+                          % label)
+        try:
+            outcome = engine.convert(
+                src, source_format, dst, target,
+                on_progress=lambda p: self._progress(label, p),
+                on_wait=lambda s: self._waiting(label, s, settings),
+                should_stop=self._lock_lost.is_set)
+        except engine_mod.ConversionError as exc:
+            if self._lock_lost.is_set():
+                raise glance_exception.TaskAbortedError()
+            raise base.PluginFailure("glance_ext_convert could not convert "
+                                     "%s: %s" % (label, exc))
+        except OSError as exc:
+            raise base.PluginFailure("glance_ext_convert could not convert "
+                                     "%s: %s" % (label, exc.strerror))
+        props.update(target_format=target,
+                     seconds="%.2f" % outcome.convert_seconds)
+        self.original = {"disk_format": claimed,
+                         "container_format": container,
+                         "size": source_size,
+                         "properties": [PROPERTY_PREFIX + k for k in props]}
+        self.remember_original(
+            {"disk_format": claimed, "container_format": container,
+             "size": source_size}, self.original["properties"])
+        with self.action_wrapper as action:
+            action.set_image_attribute(
+                disk_format=target, container_format="bare",
+                size=outcome.size, virtual_size=outcome.virtual_size)
+            action.set_image_extra_properties(
+                {PROPERTY_PREFIX + k: v for k, v in props.items()})
+        # The output is the image now; the staged source is ours to remove
+        # (Glance deletes only the file_path we return).
+        # Until this process ends, a stop during the store upload must
+        # still be recoverable: keep the entry, now with what to restore.
+        self.journal.record(self.image_id, self.task_id, self.stores,
+                            [dst, src], original=self.original)
+        try:
+            os.unlink(src)
+        except FileNotFoundError:
+            pass
+        self.messages.set("glance_ext_convert: converted %s (%s, virtual "
+                          "%s) in %.1fs" % (
+                              label, preflight.human(outcome.size),
+                              preflight.human(outcome.virtual_size),
+                              outcome.convert_seconds))
+        LOG.info("Image %s converted %s: %d -> %d bytes in %.2fs (cache %s)",
+                 self.image_id, label, source_size, outcome.size,
+                 outcome.convert_seconds, outcome.cache_mode)
+        return "file://" + dst
+
+    def revert(self, result: Any = None, flow_failures: Any = None,
+               **kwargs: Any) -> None:
+        super().revert(result=result, flow_failures=flow_failures, **kwargs)
+        if self.journal is not None:
+            self.journal.remove(self.image_id, self.task_id)
+
+    def _source_format(self, engine, src, claimed, container,
+                       report: Optional[Dict[str, Any]]) -> str:
+        if report and report.get("verdict") == "accepted" and \
+                report.get("detected_format"):
+            return report["detected_format"]
+        # validate did not run before us: qemu-img must never see an image
+        # nobody inspected, so inspect it here with the validate engine.
+        LOG.warning("Image %s: no validation report (is glance_ext_validate "
+                    "enabled before glance_ext_convert?); inspecting here",
+                    self.image_id)
+        try:
+            return engine.inspect_source(src, claimed,
+                                         container).detected_format
+        except engine_mod.SourceRejected as exc:
+            raise base.PluginFailure("Image rejected by glance_ext_convert's "
+                                     "inspection: %s" % exc)
+        except qemu_check.EngineUnavailable as exc:
+            raise base.PluginFailure("glance_ext_convert cannot run qemu-img "
+                                     "on the Glance host (%s)" % exc)
+
+    def _progress(self, label: str, p: progress_mod.Progress) -> None:
+        if p.phase == "verifying":
+            text = "glance_ext_convert: verifying the %s output" % label
+        else:
+            text = "glance_ext_convert: converting %s: %d%% (%s of %s)" % (
+                label, int(p.percent), preflight.human(p.done_bytes),
+                preflight.human(p.total_bytes))
+        LOG.info("Image %s: %s", self.image_id, text)
+        self.messages.set(text)
+        self._check_lock()
+
+    def _waiting(self, label: str, seconds: float,
+                 settings: Settings) -> None:
+        now = time.monotonic()
+        if now - getattr(self, "_last_wait_msg", 0) >= \
+                settings.progress_interval_seconds:
+            self._last_wait_msg = now
+            self.messages.set(
+                "glance_ext_convert: %s waiting for a conversion slot "
+                "(%d allowed on this host; waited %ds)"
+                % (label, settings.max_concurrent, int(seconds)))
+            self._check_lock()
+
+    def _check_lock(self) -> None:
+        # The image deleted or the lock taken over: stop converting for
+        # nobody.
+        try:
+            self.action_wrapper.assert_task_lock()
+        except (glance_exception.TaskAbortedError,
+                glance_exception.NotFound):
+            LOG.warning("Image %s: import lock lost; stopping conversion",
+                        self.image_id)
+            self._lock_lost.set()
+        except Exception as exc:
+            LOG.debug("lock check failed: %s", exc)
+
+
+def _load_settings():
+    try:
+        settings = Settings.from_conf(CONF)
+        policy = policy_mod.Policy.from_conf(CONF)
+    except (SettingsError, policy_mod.PolicyError) as exc:
+        raise base.PluginFailure("glance_ext_convert is misconfigured: %s "
+                                 "(fix glance-image-import.conf)" % exc)
+    return settings, policy
+
+
+def _journal(settings: Settings, staging_dir: str) -> journal_mod.Journal:
+    return journal_mod.Journal(os.path.join(settings.slot_dir(staging_dir),
+                                            "inflight"))
+
+
+def _recover_interrupted() -> None:
+    """Revert conversions a glance-api restart interrupted (see
+    ``conversion.recovery``); runs at each import, costs one listdir."""
+    try:
+        from glance import housekeeping
+        settings = Settings.from_conf(CONF)
+        staging = housekeeping.staging_store_path()
+        count = recovery.recover(_journal(settings, staging))
+        if count:
+            LOG.warning("Reverted %d conversion(s) interrupted by a "
+                        "glance-api restart", count)
+    except Exception as exc:  # never keep an import from starting
+        LOG.warning("Recovery of interrupted conversions skipped: %s", exc)
+
+
+def get_flow(**kwargs: Any) -> lf.Flow:
+    """Glance's plugin entry point (kwargs as documented by Glance)."""
+    _recover_interrupted()
+    task_type = kwargs.get("task_type", "api_image_import")
+    return lf.Flow(task_type).add(ConvertImage(
+        task_id=kwargs.get("task_id"), task_type=task_type,
+        action_wrapper=kwargs.get("action_wrapper"),
+        stores=kwargs.get("backend") or [],
+        task_repo=kwargs.get("task_repo")))
