@@ -22,7 +22,6 @@ image whose import lock is still held by the dead task: if anyone else
 has taken the image over since, only the journal entry goes.
 """
 
-import os
 import threading
 from typing import Dict
 
@@ -92,6 +91,8 @@ def _revert(entry: Dict) -> bool:
     from glance import context as glance_context
     from glance import gateway as glance_gateway
 
+    from glance_ext.plugins import base
+
     image_id, task_id = entry["image_id"], entry["task_id"]
     stores = [s for s in entry.get("stores") or [] if s]
     ctx = glance_context.get_admin_context()
@@ -105,18 +106,11 @@ def _revert(entry: Dict) -> bool:
         with wrapper as action:
             if action.image_status == "active":
                 return False        # the import finished before the stop
-            if original:
-                action.set_image_attribute(
-                    disk_format=original["disk_format"],
-                    container_format=original["container_format"],
-                    size=original["size"])
-                for key in original.get("properties", []):
-                    action.pop_extra_property(key)
-            if action.image_status == "importing":
-                action.set_image_attribute(status="queued")
-            if stores:
-                action.remove_importing_stores(stores)
-                action.add_failed_stores(stores)
+            base.restore_and_requeue(
+                action, stores,
+                {k: original[k] for k in ("disk_format", "container_format",
+                                          "size")} if original else None,
+                original.get("properties", []))
     except exception.NotFound:
         LOG.info("Interrupted conversion of image %s: image is gone",
                  image_id)
@@ -144,10 +138,5 @@ def _revert(entry: Dict) -> bool:
 
 
 def _delete_files(entry: Dict) -> None:
-    for path in entry.get("files") or []:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            LOG.error("Could not delete %s: %s", path, exc)
+    from glance_ext.plugins import base
+    base.delete_files(entry.get("files") or [])

@@ -62,6 +62,41 @@ def local_path(file_path: str) -> str:
         "file://") else file_path
 
 
+def restore_and_requeue(action: Any, stores: Sequence[str],
+                        original_attributes: Optional[Dict[str, Any]] = None,
+                        added_properties: Sequence[str] = (),
+                        requeue: bool = True) -> None:
+    """Inside ``with action_wrapper as action``: undo a failed import.
+
+    The attributes a plugin changed go back (a retry stages the user's
+    original data again), its added properties go, and an ``importing``
+    image returns to ``queued`` with its stores moved to
+    ``os_glance_failed_import``. Only the first caller finds it
+    ``importing``: Glance refuses ``queued -> queued``. ``requeue=False``
+    where Glance's own download task requeues after us.
+    """
+    if original_attributes:
+        action.set_image_attribute(**original_attributes)
+    for key in added_properties:
+        action.pop_extra_property(key)
+    if requeue and action.image_status == "importing":
+        action.set_image_attribute(status="queued")
+        if stores:
+            action.remove_importing_stores(stores)
+            action.add_failed_stores(stores)
+
+
+def delete_files(paths: Sequence[str]) -> None:
+    """Delete what a plugin wrote; a file already gone is fine."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            LOG.error("Could not delete %s: %s", path, exc)
+
+
 class ImportPluginTask(task.Task):
     """Base task: keeps the plugin kwargs and implements the revert."""
 
@@ -116,19 +151,10 @@ class ImportPluginTask(task.Task):
                     self.image_id)
         try:
             with self.action_wrapper as action:
-                if self.original_attributes:
-                    action.set_image_attribute(**self.original_attributes)
-                for key in self.added_properties:
-                    action.pop_extra_property(key)
-                # Every plugin task of the flow reverts; the first one
-                # that runs returns the image to queued, the others only
-                # clean up their own files (queued -> queued is refused).
-                if not self.download_reverts_image and \
-                        action.image_status != "queued":
-                    action.set_image_attribute(status="queued")
-                    if self.stores:
-                        action.remove_importing_stores(self.stores)
-                        action.add_failed_stores(self.stores)
+                restore_and_requeue(
+                    action, self.stores, self.original_attributes,
+                    self.added_properties,
+                    requeue=not self.download_reverts_image)
                 props = self.revert_properties()
                 if props:
                     action.set_image_extra_properties(props)
@@ -141,10 +167,4 @@ class ImportPluginTask(task.Task):
             else None)
         if staged and not self.download_reverts_image:
             paths.append(staged)
-        for path in paths:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                LOG.error("Could not delete %s: %s", path, exc)
+        delete_files(paths)

@@ -22,28 +22,12 @@ PostgreSQL. Conversions are throttled with ``rate_limit_mb`` so they
 overlap.
 """
 
-import os
 import threading
 import time
 
+from tests import qemu_procs
 from tests.functional.convert import helpers
 from tests.unit.conversion import images
-
-
-def count_converting(marker: bytes) -> int:
-    n = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as fh:
-                cmd = fh.read().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"qemu-img") and b"convert" in cmd and \
-                any(marker in c for c in cmd):
-            n += 1
-    return n
 
 
 def test_four_conversions_respect_host_limit(local_glance_factory, tmp_path):
@@ -66,12 +50,12 @@ def test_four_conversions_respect_host_limit(local_glance_factory, tmp_path):
     threads = [threading.Thread(target=start, args=(p,)) for p in paths]
     for t in threads:
         t.start()
-    marker = glance.staging_dir.encode()
+    marker = glance.staging_dir
     peak = 0
     waiting_seen = False
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        peak = max(peak, count_converting(marker))
+        peak = max(peak, len(qemu_procs.qemu_img_pids(marker)))
         with lock:
             current = list(ids)
         for image_id in current:

@@ -33,6 +33,7 @@ import time
 
 import pytest
 
+from tests import qemu_procs
 from tests.functional import fixtures
 from tests.functional.convert import helpers
 from tests.unit.conversion import images
@@ -57,26 +58,10 @@ def slow_glance(module_glance_factory, tmp_path_factory):
             str(tmp_path_factory.mktemp("locks")), rate_limit_mb="4"))
 
 
-def qemu_convert_pids(image_id):
-    pids = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as fh:
-                cmd = fh.read().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"qemu-img") and b"convert" in cmd and \
-                any(image_id.encode() in c for c in cmd):
-            pids.append(int(pid))
-    return pids
-
-
 def wait_for_conversion(glance, image_id, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pids = qemu_convert_pids(image_id)
+        pids = qemu_procs.qemu_img_pids(image_id)
         if pids:
             return pids
         time.sleep(0.1)
@@ -154,7 +139,7 @@ def test_timeout(module_glance_factory, tmp_path_factory, data):
     image_id = glance.import_file(data["slow"], "qcow2")
     image = glance.wait_import(image_id)
     helpers.assert_reverted(glance, image, "did not finish within 3s")
-    assert not qemu_convert_pids(image_id)
+    assert not qemu_procs.qemu_img_pids(image_id)
     retry_works(glance, image_id, data["small"])
 
 
@@ -199,9 +184,9 @@ def test_restart_in_the_middle(module_glance_factory, tmp_path_factory,
     os.killpg(glance.pid, 9)
     # qemu-img dies with its worker (PR_SET_PDEATHSIG)
     deadline = time.monotonic() + 10
-    while qemu_convert_pids(image_id) and time.monotonic() < deadline:
+    while qemu_procs.qemu_img_pids(image_id) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not qemu_convert_pids(image_id)
+    assert not qemu_procs.qemu_img_pids(image_id)
     glance.down()      # forget the dead server's state, keep its database
     glance = fixtures.start_local_glance(glance.state_dir,
                                          plugins=helpers.OUR_PLUGINS,

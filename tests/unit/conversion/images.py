@@ -26,6 +26,8 @@ import subprocess
 import sys
 from typing import Dict, List
 
+from tests.corpus.generate import iso_bytes
+
 MiB = 1024 * 1024
 VIRTUAL_SIZE = 4 * MiB
 
@@ -72,20 +74,7 @@ def _gpt_raw(path: str) -> None:
 
 
 def _hybrid_iso(path: str) -> None:
-    data = bytearray(VIRTUAL_SIZE)
-    pvd = bytearray(2048)
-    pvd[0] = 1
-    pvd[1:6] = b"CD001"
-    pvd[6] = 1
-    blocks = VIRTUAL_SIZE // 2048
-    pvd[80:88] = struct.pack("<I", blocks) + struct.pack(">I", blocks)
-    pvd[128:132] = struct.pack("<H", 2048) + struct.pack(">H", 2048)
-    data[32768:34816] = pvd
-    term = bytearray(2048)
-    term[0] = 255
-    term[1:6] = b"CD001"
-    term[6] = 1
-    data[34816:36864] = term
+    data = iso_bytes(VIRTUAL_SIZE)
     data[446:462] = _mbr_entry(0, 0xEE, 1, VIRTUAL_SIZE // 512 - 1)
     data[510:512] = b"\x55\xaa"
     data[MiB:MiB + MiB // 2] = bytes([0xCD]) * (MiB // 2)

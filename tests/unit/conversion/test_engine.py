@@ -32,6 +32,7 @@ from glance_ext.conversion import process
 from glance_ext.conversion import settings as settings_mod
 from glance_ext.conversion import slots
 from glance_ext.conversion import verify
+from tests import qemu_procs
 from tests.unit.conversion import images
 
 
@@ -168,22 +169,7 @@ def test_timeout_kills_and_cleans(slow_source, tmp_path):
     assert err.value.kind == "timeout"
     assert time.monotonic() - start < 8
     assert not os.path.exists(dst)
-    assert not _qemu_pids(dst)
-
-
-def _qemu_pids(marker):
-    pids = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as fh:
-                cmd = fh.read().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"qemu-img") and marker.encode() in cmd:
-            pids.append(int(pid))
-    return pids
+    assert not qemu_procs.qemu_img_pids(dst, subcommand=None)
 
 
 def test_killed_qemu_img_reported_and_cleaned(slow_source, tmp_path):
@@ -200,9 +186,10 @@ def test_killed_qemu_img_reported_and_cleaned(slow_source, tmp_path):
     t = threading.Thread(target=run)
     t.start()
     deadline = time.monotonic() + 10
-    while not _qemu_pids(dst) and time.monotonic() < deadline:
+    while not qemu_procs.qemu_img_pids(dst, subcommand=None) and \
+            time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in _qemu_pids(dst):
+    for pid in qemu_procs.qemu_img_pids(dst, subcommand=None):
         os.kill(pid, 9)
     t.join(30)
     assert errors and errors[0].kind == "killed"
