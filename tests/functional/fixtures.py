@@ -204,6 +204,19 @@ class LocalGlance(object):
     def staged_files(self) -> List[str]:
         return sorted(os.listdir(self.staging_dir))
 
+    def staged_file_gone(self, image_id: str, timeout: float = 15) -> bool:
+        """Whether nothing of ``image_id`` is left in staging.
+
+        Glance marks an image active before its own delete-from-staging
+        task has run, so this waits a moment for it.
+        """
+        deadline = time.monotonic() + timeout
+        while image_id in " ".join(self.staged_files()):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
     def down(self) -> None:
         run([GLANCE_EXT, "local-glance", "down", "--state-dir",
              self.state_dir])

@@ -69,15 +69,6 @@ def glance(module_glance_factory, rules_file):
         "glance_ext_inject.rules_file": str(rules_file)})
 
 
-def _staged_file_gone(glance, image_id, timeout=15):
-    deadline = time.monotonic() + timeout
-    while image_id in " ".join(glance.staged_files()):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
 def _messages(glance, image_id):
     return [t["Message"] for t in glance.tasks(image_id)]
 
@@ -104,7 +95,7 @@ def test_linux_image_active_with_discovered_properties(glance):
     assert image["glance_ext_inject_properties"] == (
         "hw_architecture,hw_qemu_guest_agent,hw_video_model,"
         "os_admin_user,os_type,os_version")
-    assert _staged_file_gone(glance, image_id)
+    assert glance.staged_file_gone(image_id)
 
 
 def test_role_and_visibility_conditions_from_the_real_request(glance):
@@ -165,7 +156,7 @@ def test_enforce_rejects_image_failing_checks_with_reasons(glance):
         assert reason in rejected[0]
     assert image["glance_ext_inject_check_ssh_host_keys"] == "fail"
     assert "os_type" not in image               # revert removed the rest
-    assert _staged_file_gone(glance, image_id)
+    assert glance.staged_file_gone(image_id)
     # A clean image staged into the same image then imports.
     glance.stage_and_import(image_id, disks.image(disks.SPECS["debian-mbr"]))
     deadline = time.monotonic() + 120

@@ -80,17 +80,6 @@ def glance(module_glance_factory, module_http_server):
                                  web_download_port=module_http_server.port)
 
 
-def _staged_file_gone(glance, image_id, timeout=15):
-    # Glance marks the image active before its own delete-from-staging task
-    # has run, so give that task a moment.
-    deadline = time.monotonic() + timeout
-    while image_id in " ".join(glance.staged_files()):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
 def _assert_rejected(glance, image_id, needle):
     image = glance.wait_import(image_id)
     assert image["status"] == "queued", image
@@ -100,7 +89,7 @@ def _assert_rejected(glance, image_id, needle):
     messages = [t["Message"] for t in glance.tasks(image_id)]
     assert any(m.startswith(REJECTED) and needle in m for m in messages), \
         messages
-    assert _staged_file_gone(glance, image_id)
+    assert glance.staged_file_gone(image_id)
     return image
 
 
@@ -118,7 +107,7 @@ def test_good_image_becomes_active_with_our_properties(glance, corpus, name):
     assert int(image["glance_ext_validate_virtual_size"]) > 0
     assert image["glance_ext_validate_engine_version"].startswith("0.")
     assert image["disk_format"] == case.claimed
-    assert _staged_file_gone(glance, image_id)
+    assert glance.staged_file_gone(image_id)
 
 
 @pytest.mark.parametrize("name,needle", MALICIOUS,
