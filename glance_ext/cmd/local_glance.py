@@ -65,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--paste-filter", action="append", default=[],
                         metavar="MODULE:FACTORY",
                         help="extra paste filter, after Glance's context")
+    parser.add_argument("--stores", type=_csv, default=None,
+                        help="file store ids, comma-separated; the first "
+                             "is the default backend (default: fs)")
     parser.add_argument("--port", type=int)
     parser.add_argument("--web-download-ports", type=_ports)
     parser.add_argument("--workers", type=int)
@@ -104,6 +107,7 @@ def _settings(args: argparse.Namespace, conf: cfg.ConfigOpts
         api_options=args.api_option,
         paste_filters=args.paste_filter,
         port=_pick(args.port, group.port),
+        stores=_pick(args.stores, ["fs"]),
         web_download_ports=_pick(args.web_download_ports,
                                  [int(p) for p in group.web_download_ports]),
         workers=_pick(args.workers, group.workers),

@@ -22,12 +22,16 @@ tasks stores), so what passes here passes in a real cloud.
 import configparser
 import dataclasses
 import os
+import re
 import sys
 from typing import Dict, List, Sequence
 
 API_CONF = "glance-api.conf"
 IMPORT_CONF = "glance-image-import.conf"
 PASTE_INI = "glance-api-paste.ini"
+
+DEFAULT_STORE = "fs"
+_STORE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
 # Overrides are SECTION.KEY=VALUE; a mapping of section -> {key: value}.
 Overrides = Dict[str, Dict[str, str]]
@@ -49,6 +53,12 @@ class Layout:
     @property
     def images_dir(self) -> str:
         return self._p("images")
+
+    def store_dir(self, store: str) -> str:
+        """Data directory of a file store; the first store ``fs`` keeps
+        ``images/`` so a one-store Glance looks as it always did."""
+        return self.images_dir if store == DEFAULT_STORE else \
+            self._p("images-%s" % store)
 
     @property
     def staging_dir(self) -> str:
@@ -117,22 +127,36 @@ def _merge(base: Overrides, extra: Overrides) -> Overrides:
     return merged
 
 
+def check_stores(stores: Sequence[str]) -> List[str]:
+    """Store ids for ``enabled_backends``; ValueError says what is wrong."""
+    stores = list(stores) or [DEFAULT_STORE]
+    for store in stores:
+        if not _STORE_NAME.match(store) or store.startswith("os_glance"):
+            raise ValueError(
+                "store id %r must be lower-case letters, digits and '_', "
+                "starting with a letter (os_glance* is reserved)" % store)
+    if len(set(stores)) != len(stores):
+        raise ValueError("store ids must differ: %s" % ",".join(stores))
+    return stores
+
+
 def api_conf(layout: Layout, port: int, database_url: str,
              web_download_ports: Sequence[int],
-             extra: Overrides) -> Overrides:
-    """The content of glance-api.conf."""
+             extra: Overrides,
+             stores: Sequence[str] = (DEFAULT_STORE,)) -> Overrides:
+    """The content of glance-api.conf: one file store per store id, the
+    first being the default backend."""
     ports = ",".join(str(p) for p in web_download_ports)
     base: Overrides = {
         "DEFAULT": {
-            "enabled_backends": "fs:file",
+            "enabled_backends": ",".join("%s:file" % s for s in stores),
             "enabled_import_methods":
                 "[glance-direct,web-download,copy-image]",
             "log_file": layout.log_file,
             "worker_self_reference_url": "http://127.0.0.1:%d" % port,
         },
         "database": {"connection": database_url},
-        "glance_store": {"default_backend": "fs"},
-        "fs": {"filesystem_store_datadir": layout.images_dir},
+        "glance_store": {"default_backend": stores[0]},
         "os_glance_staging_store": {
             "filesystem_store_datadir": layout.staging_dir},
         "os_glance_tasks_store": {
@@ -149,6 +173,8 @@ def api_conf(layout: Layout, port: int, database_url: str,
         # sure that is this environment's Python, whatever the server.
         "wsgi": {"python_interpreter": sys.executable},
     }
+    for store in stores:
+        base[store] = {"filesystem_store_datadir": layout.store_dir(store)}
     return _merge(base, extra)
 
 
@@ -224,6 +250,9 @@ def paste_ini(paste_filters: Sequence[str]) -> str:
 def write_all(layout: Layout, api: Overrides, imp: Overrides,
               paste: str) -> None:
     layout.ensure()
+    for section, values in api.items():
+        if "filesystem_store_datadir" in values:
+            os.makedirs(values["filesystem_store_datadir"], exist_ok=True)
     _write_ini(os.path.join(layout.etc_dir, API_CONF), api)
     _write_ini(os.path.join(layout.etc_dir, IMPORT_CONF), imp)
     with open(os.path.join(layout.etc_dir, PASTE_INI), "w") as fh:

@@ -46,6 +46,7 @@ class Settings:
     paste_filters: Sequence[str] = ()
     port: int = 0
     web_download_ports: Sequence[int] = (8765,)
+    stores: Sequence[str] = ("fs",)
     workers: int = 1
     threads: int = 8
     startup_timeout: int = 90
@@ -166,6 +167,7 @@ def up(settings: Settings) -> State:
         api_extra = config_files.parse_overrides(settings.api_options)
         import_extra = config_files.parse_overrides(settings.import_options)
         paste = config_files.paste_ini(settings.paste_filters)
+        stores = config_files.check_stores(settings.stores)
     except ValueError as exc:
         raise errors.LocalGlanceError(str(exc))
     if settings.port:
@@ -188,7 +190,8 @@ def up(settings: Settings) -> State:
         config_files.write_all(
             layout,
             config_files.api_conf(layout, port, db_url,
-                                  settings.web_download_ports, api_extra),
+                                  settings.web_download_ports, api_extra,
+                                  stores),
             config_files.import_conf(plugins, import_extra), paste)
         env = _server_env(layout)
         _db_sync(layout, env)

@@ -126,7 +126,8 @@ class LocalGlance(object):
 
     def import_file(self, path: str, disk_format: str,
                     container_format: str = "bare",
-                    name: Optional[str] = None, **props: str) -> str:
+                    name: Optional[str] = None,
+                    stores: Sequence[str] = (), **props: str) -> str:
         """glance-direct through ``glance image-create-via-import``.
 
         The CLI refuses ``--file`` when stdin is not a terminal, so the
@@ -136,6 +137,8 @@ class LocalGlance(object):
                 "--container-format", container_format,
                 "--name", name or os.path.basename(path),
                 "--import-method", "glance-direct"]
+        if stores:
+            args += ["--stores", ",".join(stores)]
         for key, value in props.items():
             args += ["--property", "%s=%s" % (key, value)]
         with open(path, "rb") as data:
@@ -227,7 +230,8 @@ def start_local_glance(state_dir: str, plugins: Sequence[str] = (),
                        api_options: Optional[Dict[str, str]] = None,
                        db: str = "sqlite", workers: int = 1,
                        paste_filters: Sequence[str] = (),
-                       web_download_port: Optional[int] = None
+                       web_download_port: Optional[int] = None,
+                       stores: Sequence[str] = ()
                        ) -> LocalGlance:
     """``glance-ext local-glance up`` with the given settings.
 
@@ -245,6 +249,8 @@ def start_local_glance(state_dir: str, plugins: Sequence[str] = (),
         cmd += ["--paste-filter", factory]
     if web_download_port:
         cmd += ["--web-download-ports", str(web_download_port)]
+    if stores:
+        cmd += ["--stores", ",".join(stores)]
     proc = run(cmd)
     return LocalGlance(state_dir, json.loads(proc.stdout))
 

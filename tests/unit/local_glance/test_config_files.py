@@ -76,3 +76,28 @@ def test_paste_pipeline_puts_token_auth_before_context_and_extras_after():
 def test_paste_filter_must_name_a_factory():
     with pytest.raises(ValueError, match="module.path:factory"):
         config_files.paste_ini(["nofactory"])
+
+
+def test_several_file_stores_first_is_default(tmp_path):
+    layout = config_files.Layout(str(tmp_path))
+    stores = config_files.check_stores(["fs", "fast"])
+    api = config_files.api_conf(layout, 9999, "sqlite:///x.db", [8765], {},
+                                stores)
+    config_files.write_all(layout, api, config_files.import_conf([], {}),
+                           config_files.paste_ini([]))
+    conf = _read(os.path.join(layout.etc_dir, config_files.API_CONF))
+    assert conf.get("DEFAULT", "enabled_backends") == "fs:file,fast:file"
+    assert conf.get("glance_store", "default_backend") == "fs"
+    assert conf.get("fs", "filesystem_store_datadir") == layout.images_dir
+    fast_dir = conf.get("fast", "filesystem_store_datadir")
+    assert fast_dir != layout.images_dir and os.path.isdir(fast_dir)
+
+
+@pytest.mark.parametrize("stores,reason", [
+    (["fs", "fs"], "must differ"),
+    (["os_glance_staging_store"], "reserved"),
+    (["Bad-Name"], "lower-case"),
+])
+def test_bad_store_ids_say_why(stores, reason):
+    with pytest.raises(ValueError, match=reason):
+        config_files.check_stores(stores)
