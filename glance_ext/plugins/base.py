@@ -62,6 +62,26 @@ def local_path(file_path: str) -> str:
         "file://") else file_path
 
 
+def flow_for(task_class: type, glance_kwargs: Dict[str, Any],
+             **extra: Any) -> Any:
+    """A plugin's ``get_flow``: one task built from Glance's kwargs.
+
+    Every plugin needs the same arguments of Glance's (above all
+    ``import_req``: the revert depends on the import method), so they are
+    taken in one place; ``extra`` names what a plugin needs beyond them.
+    """
+    from taskflow.patterns import linear_flow
+
+    task_type = glance_kwargs.get("task_type", "api_image_import")
+    extra_args = {name: glance_kwargs.get(source)
+                  for name, source in extra.items()}
+    return linear_flow.Flow(task_type).add(task_class(
+        task_id=glance_kwargs.get("task_id"), task_type=task_type,
+        action_wrapper=glance_kwargs.get("action_wrapper"),
+        stores=glance_kwargs.get("backend") or [],
+        import_req=glance_kwargs.get("import_req"), **extra_args))
+
+
 def restore_and_requeue(action: Any, stores: Sequence[str],
                         original_attributes: Optional[Dict[str, Any]] = None,
                         added_properties: Sequence[str] = (),

@@ -270,9 +270,4 @@ def _recover_interrupted() -> None:
 def get_flow(**kwargs: Any) -> lf.Flow:
     """Glance's plugin entry point (kwargs as documented by Glance)."""
     _recover_interrupted()
-    task_type = kwargs.get("task_type", "api_image_import")
-    return lf.Flow(task_type).add(ConvertImage(
-        task_id=kwargs.get("task_id"), task_type=task_type,
-        action_wrapper=kwargs.get("action_wrapper"),
-        stores=kwargs.get("backend") or [],
-        task_repo=kwargs.get("task_repo")))
+    return base.flow_for(ConvertImage, kwargs, task_repo="task_repo")

@@ -157,9 +157,4 @@ class DecompressImage(base.ImportPluginTask):
 
 def get_flow(**kwargs: Any) -> lf.Flow:
     """Glance's plugin entry point (kwargs as documented by Glance)."""
-    task_type = kwargs.get("task_type", "api_image_import")
-    return lf.Flow(task_type).add(DecompressImage(
-        task_id=kwargs.get("task_id"), task_type=task_type,
-        action_wrapper=kwargs.get("action_wrapper"),
-        stores=kwargs.get("backend") or [],
-        task_repo=kwargs.get("task_repo")))
+    return base.flow_for(DecompressImage, kwargs, task_repo="task_repo")

@@ -270,11 +270,5 @@ class InjectProperties(base.ImportPluginTask):
 
 def get_flow(**kwargs: Any) -> lf.Flow:
     """Glance's plugin entry point (kwargs as documented by Glance)."""
-    task_type = kwargs.get("task_type", "api_image_import")
-    return lf.Flow(task_type).add(InjectProperties(
-        task_id=kwargs.get("task_id"), task_type=task_type,
-        action_wrapper=kwargs.get("action_wrapper"),
-        stores=kwargs.get("backend") or [],
-        import_req=kwargs.get("import_req"),
-        context=kwargs.get("context"),
-        image_repo=kwargs.get("image_repo")))
+    return base.flow_for(InjectProperties, kwargs, context="context",
+                         image_repo="image_repo")

@@ -120,9 +120,4 @@ def _load_policy() -> policy_mod.Policy:
 
 def get_flow(**kwargs: Any) -> lf.Flow:
     """Glance's plugin entry point (kwargs as documented by Glance)."""
-    task_type = kwargs.get("task_type", "api_image_import")
-    return lf.Flow(task_type).add(ValidateImage(
-        task_id=kwargs.get("task_id"), task_type=task_type,
-        action_wrapper=kwargs.get("action_wrapper"),
-        stores=kwargs.get("backend") or [],
-        import_req=kwargs.get("import_req")))
+    return base.flow_for(ValidateImage, kwargs)
