@@ -182,7 +182,11 @@ def up(settings: Settings) -> State:
         cluster = postgres.create(process.free_port())
         db_url = cluster.url
     elif settings.db == "sqlite":
-        db_url = "sqlite:///%s" % layout.sqlite_file
+        # SQLite allows one writer; an import's task updates then wait for
+        # concurrent API reads (a client polling the image). sqlite3's
+        # default 5 s busy timeout turns a loaded machine's wait into
+        # "database is locked" and a failed import; wait longer instead.
+        db_url = "sqlite:///%s?timeout=60" % layout.sqlite_file
     else:
         raise errors.LocalGlanceError(
             "unknown --db %r; use sqlite or postgresql" % settings.db)

@@ -185,7 +185,10 @@ class LocalGlance(object):
         image: Dict = {}
         while time.monotonic() < deadline:
             image = self.image(image_id)
-            if image["status"] == "active":
+            # Glance makes the image active after the first store; the
+            # import has finished when no store is left to import to.
+            if image["status"] == "active" and \
+                    not image.get("os_glance_importing_to_stores"):
                 return image
             # Glance marks the task failed after the flow has reverted,
             # so the image is final by then (queued after a correct
@@ -195,7 +198,7 @@ class LocalGlance(object):
                            key=lambda t: t["created_at"])
             if tasks and tasks[-1]["status"] == "failure":
                 return self.image(image_id)
-            time.sleep(0.3)
+            time.sleep(0.5)
         raise AssertionError("import of %s not finished in %ss; last image "
                              "state: %s\nlog tail:\n%s"
                              % (image_id, timeout, image, self.log_tail()))
