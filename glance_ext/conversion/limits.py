@@ -28,7 +28,7 @@ import resource
 import signal
 import subprocess
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from oslo_utils import units
 
@@ -58,14 +58,6 @@ def child_setup(cpu_seconds: Optional[int] = None,
     return setup
 
 
-def child_env() -> Dict[str, str]:
-    env = dict(os.environ)
-    # As glance_ext.qemu.runner: deterministic footprint under RLIMIT_AS.
-    env["MALLOC_ARENA_MAX"] = "2"
-    env["LC_ALL"] = "C"
-    return env
-
-
 class QemuImg(runner.QemuImg):
     """``runner.QemuImg`` with the limits applied in-process (same
     interface, same errors)."""
@@ -79,7 +71,7 @@ class QemuImg(runner.QemuImg):
         try:
             proc = subprocess.run(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=child_env(), close_fds=True,
+                stderr=subprocess.PIPE, env=runner.child_env(), close_fds=True,
                 preexec_fn=child_setup(limits.cpu_seconds,
                                        limits.address_space_bytes,
                                        limits.file_size_bytes),

@@ -153,7 +153,7 @@ def run(command: Sequence[str], bounds: Bounds, total_bytes: int,
         proc = subprocess.Popen(list(command), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE,
-                                env=limits.child_env(),
+                                env=runner.child_env(),
                                 start_new_session=True,
                                 preexec_fn=limits.child_setup(
                                     bounds.cpu_seconds,

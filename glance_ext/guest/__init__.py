@@ -46,8 +46,6 @@ def inspect_guest(path: str, disk_format: str,
     oslo.config ``ConfigOpts`` (``[glance_ext_guest]``); None means the
     defaults.
     """
-    from oslo_config import cfg
-
     from glance_ext.guest import options
 
     if not os.path.isfile(path):
@@ -57,9 +55,7 @@ def inspect_guest(path: str, disk_format: str,
             "disk_format %r cannot be inspected; use one of %s"
             % (disk_format, ", ".join(sorted(SUPPORTED_FORMATS))))
     if conf is None:
-        conf = cfg.ConfigOpts()
-        options.register_opts(conf)
-        conf(args=[], default_config_files=[], default_config_dirs=[])
+        conf = options.standalone_conf()
     else:
         options.register_opts(conf)
     # Imported here so that ``python -m glance_ext.guest.worker`` does not

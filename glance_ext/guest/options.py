@@ -16,7 +16,7 @@ Read from glance-image-import.conf when the (later) inject plugin runs in
 Glance, and by ``glance-ext inspect`` through its ``--config-file``.
 """
 
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 from oslo_config import cfg
 
@@ -49,6 +49,17 @@ guest_opts = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(guest_opts, group=GROUP)
+
+
+def standalone_conf(**overrides: Any) -> cfg.ConfigOpts:
+    """The guest options outside Glance (``glance-ext inspect``, tests):
+    defaults, with ``overrides`` of ``[glance_ext_guest]`` applied."""
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    conf(args=[], default_config_files=[], default_config_dirs=[])
+    for key, value in overrides.items():
+        conf.set_override(key, value, group=GROUP)
+    return conf
 
 
 def list_opts() -> List[Tuple[str, list]]:

@@ -103,7 +103,7 @@ class QemuImg:
             stdout, stderr = processutils.execute(
                 *cmd, prlimit=limits.prlimit(), python_exec=self.python_exec,
                 timeout=limits.timeout_seconds, check_exit_code=False,
-                env_variables=_child_env(),
+                env_variables=child_env(),
                 on_execute=procs.append,
                 log_errors=processutils.LOG_FINAL_ERROR)
         except subprocess.TimeoutExpired:
@@ -207,7 +207,7 @@ class QemuImg:
                          "if=%s" % src, "of=%s" % dst], limits=limits)
 
 
-def _child_env() -> Dict[str, str]:
+def child_env() -> Dict[str, str]:
     # glibc gives each thread its own 64 MiB malloc arena; with qemu's I/O
     # threads that alone can exhaust an address-space limit at random.
     # Two arenas make qemu's footprint under RLIMIT_AS deterministic.

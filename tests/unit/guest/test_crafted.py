@@ -16,7 +16,6 @@ and reports what it could not read instead of failing or guessing."""
 import os
 
 import pytest
-from oslo_config import cfg
 
 from glance_ext.guest import inspect_guest
 from glance_ext.guest import options
@@ -28,15 +27,6 @@ def _tools():
     import shutil
     if shutil.which("mke2fs") is None:
         pytest.skip("mke2fs (e2fsprogs) is not installed")
-
-
-def _conf(**overrides):
-    conf = cfg.ConfigOpts()
-    options.register_opts(conf)
-    conf(args=[], default_config_files=[], default_config_dirs=[])
-    for key, value in overrides.items():
-        conf.set_override(key, value, group=options.GROUP)
-    return conf
 
 
 def test_symlink_loop_is_reported_not_followed():
@@ -67,7 +57,7 @@ def test_links_climbing_out_stay_in_the_guest():
 
 def test_huge_directory_is_bounded():
     report = inspect_guest(crafted.huge_directory(), "raw",
-                           _conf(max_dir_entries=1000))
+                           options.standalone_conf(max_dir_entries=1000))
     assert report.ok
     assert report.os["distro"] == "debian"
     assert "/etc/ssh has more than 1000 entries; the rest were not read" \
@@ -77,7 +67,7 @@ def test_huge_directory_is_bounded():
 
 def test_read_budget_is_enforced():
     report = inspect_guest(crafted.huge_directory(), "raw",
-                           _conf(read_budget_mb=1))
+                           options.standalone_conf(read_budget_mb=1))
     assert not report.ok
     assert "read budget of 1024 KiB" in report["error"]
     assert report["bytes_read"] <= 1024 * 1024
@@ -187,7 +177,7 @@ def test_random_corruption_of_what_is_read(blocks_read, tmp_path, seed):
         data[pos:pos + 16] = rng.randbytes(16)
     bad = tmp_path / "bad.raw"
     bad.write_bytes(bytes(data))
-    report = inspect_guest(str(bad), "raw", _conf(worker_timeout_seconds=30))
+    report = inspect_guest(str(bad), "raw", options.standalone_conf(worker_timeout_seconds=30))
     error = report["error"] or ""
     assert "did not finish" not in error and "worker failed" not in error
     assert "killed by signal" not in error

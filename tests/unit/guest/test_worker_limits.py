@@ -17,21 +17,11 @@ import os
 import time
 
 import pytest
-from oslo_config import cfg
 
 from glance_ext.guest import GuestInspectionError
 from glance_ext.guest import inspect_guest
 from glance_ext.guest import options
 from glance_ext.guest import worker
-
-
-def _conf(**overrides):
-    conf = cfg.ConfigOpts()
-    options.register_opts(conf)
-    conf(args=[], default_config_files=[], default_config_dirs=[])
-    for key, value in overrides.items():
-        conf.set_override(key, value, group=options.GROUP)
-    return conf
 
 
 def _alive(pid: int) -> bool:
@@ -53,8 +43,9 @@ def test_timeout_kills_worker_and_its_children(tmp_path, guest_image):
     fake.write_text("#!/bin/sh\necho $$ > %s\nexec sleep 300\n" % pidfile)
     fake.chmod(0o755)
     start = time.monotonic()
-    report = inspect_guest(path, fmt, _conf(qemu_nbd=str(fake),
-                                            worker_timeout_seconds=3))
+    conf = options.standalone_conf(qemu_nbd=str(fake),
+                                   worker_timeout_seconds=3)
+    report = inspect_guest(path, fmt, conf)
     assert time.monotonic() - start < 20
     assert not report.ok
     assert "did not finish within 3" in report["error"]
@@ -75,9 +66,9 @@ def test_limits_reach_worker_and_qemu_nbd(tmp_path, guest_image):
     fake.write_text("#!/bin/sh\ncat /proc/$$/limits > %s\n"
                     "echo 'cannot open' >&2\nexit 1\n" % limits)
     fake.chmod(0o755)
-    report = inspect_guest(path, fmt, _conf(qemu_nbd=str(fake),
-                                            worker_cpu_seconds=7,
-                                            worker_memory_mb=300))
+    conf = options.standalone_conf(qemu_nbd=str(fake), worker_cpu_seconds=7,
+                                   worker_memory_mb=300)
+    report = inspect_guest(path, fmt, conf)
     assert "qemu-nbd could not open the image as vhdx: cannot open" \
         in report["error"]
     text = limits.read_text()
@@ -127,7 +118,7 @@ def test_wrong_format_is_reported(guest_image):
 
 def test_missing_qemu_nbd_is_named(guest_image):
     path, fmt = guest_image("ubuntu-gpt", "qcow2")
-    report = inspect_guest(path, fmt, _conf(qemu_nbd="/nonexistent/qemu-nbd"))
+    report = inspect_guest(path, fmt, options.standalone_conf(qemu_nbd="/nonexistent/qemu-nbd"))
     assert not report.ok
     assert "cannot run /nonexistent/qemu-nbd" in report["error"]
     assert "install qemu-utils" in report["error"]
