@@ -79,8 +79,6 @@ class ConvertImage(base.ImportPluginTask):
         self.messages = task_messages.TaskMessages(task_repo, self.task_id)
         self._lock_lost = threading.Event()
         self.journal: Optional[journal_mod.Journal] = None
-        # What the image looked like before we changed it, for revert.
-        self.original: Optional[Dict[str, Any]] = None
 
     def execute(self, file_path: str,
                 glance_ext_validation_report: Optional[Dict[str, Any]] = None
@@ -141,13 +139,9 @@ class ConvertImage(base.ImportPluginTask):
                                      "%s: %s" % (label, exc.strerror))
         props.update(target_format=target,
                      seconds="%.2f" % outcome.convert_seconds)
-        self.original = {"disk_format": claimed,
-                         "container_format": container,
-                         "size": source_size,
-                         "properties": [PROPERTY_PREFIX + k for k in props]}
         self.remember_original(
             {"disk_format": claimed, "container_format": container,
-             "size": source_size}, self.original["properties"])
+             "size": source_size}, [PROPERTY_PREFIX + k for k in props])
         with self.action_wrapper as action:
             action.set_image_attribute(
                 disk_format=target, container_format="bare",
@@ -159,7 +153,9 @@ class ConvertImage(base.ImportPluginTask):
         # Until this process ends, a stop during the store upload must
         # still be recoverable: keep the entry, now with what to restore.
         self.journal.record(self.image_id, self.task_id, self.stores,
-                            [dst, src], original=self.original)
+                            [dst, src],
+                            original=dict(self.original_attributes,
+                                          properties=self.added_properties))
         try:
             os.unlink(src)
         except FileNotFoundError:

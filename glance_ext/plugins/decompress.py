@@ -23,7 +23,7 @@ Options: ``[glance_ext_decompress]`` in glance-image-import.conf.
 """
 
 import os
-from typing import Any, Dict, Optional
+from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -75,8 +75,6 @@ class DecompressImage(base.ImportPluginTask):
         super().__init__(**kwargs)
         self.messages = task_messages.TaskMessages(task_repo, self.task_id)
         self._last_report = 0
-        # What the image looked like before we changed it, for revert.
-        self.original: Optional[Dict[str, Any]] = None
 
     def execute(self, file_path: str) -> None:
         src = self.remember_staged(file_path)
@@ -114,8 +112,10 @@ class DecompressImage(base.ImportPluginTask):
                  "compressed_size": str(result.compressed_size)}
         if result.member:
             props["member"] = result.member[:255]
-        self.original = {"container_format": container,
-                         "properties": [PROPERTY_PREFIX + k for k in props]}
+        # A later task may fail: the image must then describe the data as
+        # the user staged it, so staging the same archive again works.
+        self.remember_original({"container_format": container},
+                               [PROPERTY_PREFIX + k for k in props])
         with self.action_wrapper as action:
             action.set_image_attribute(size=result.output_size)
             if container == "compressed":
@@ -129,21 +129,6 @@ class DecompressImage(base.ImportPluginTask):
         LOG.info("Image %s: %s %d -> %d bytes (%d allocated) in %.2fs",
                  self.image_id, codec, result.compressed_size,
                  result.output_size, result.allocated_bytes, result.seconds)
-
-    def revert(self, result: Any = None, flow_failures: Any = None,
-               **kwargs: Any) -> None:
-        if self.original is not None:
-            # A later task failed: describe the data as the user staged it,
-            # so staging the same archive again works.
-            try:
-                with self.action_wrapper as action:
-                    action.set_image_attribute(
-                        container_format=self.original["container_format"])
-                    for key in self.original["properties"]:
-                        action.pop_extra_property(key)
-            except Exception:
-                LOG.exception("Could not restore image %s", self.image_id)
-        super().revert(result=result, flow_failures=flow_failures, **kwargs)
 
     def _progress(self, codec: str):
         def report(total: int, consumed: int) -> None:
