@@ -201,9 +201,19 @@ def luks(path: str) -> None:
     cached = _LUKS_CACHE.get("v1")
     if not cached or not os.path.exists(cached):
         cached = os.path.join(os.path.dirname(path), "_luks_v1.cache")
-        qemu_img("create", "-q", "-f", "luks", "--object",
-                 "secret,id=s0,data=corpus", "-o",
-                 "key-secret=s0,iter-time=10", cached, "1M")
+        # qemu times PBKDF2 with the thread's CPU clock, which ticks in
+        # jiffies: a run shorter than one tick reads as zero and qemu-img
+        # fails with "Unable to get accurate CPU usage". A new attempt
+        # measures again.
+        for attempt in range(5):
+            try:
+                qemu_img("create", "-q", "-f", "luks", "--object",
+                         "secret,id=s0,data=corpus", "-o",
+                         "key-secret=s0,iter-time=10", cached, "1M")
+                break
+            except RuntimeError as exc:
+                if "accurate CPU usage" not in str(exc) or attempt == 4:
+                    raise
         _LUKS_CACHE["v1"] = cached
     shutil.copyfile(cached, path)
 
