@@ -33,7 +33,6 @@ from typing import Callable, Optional
 from oslo_log import log as logging
 from oslo_utils import units
 
-from glance_ext.conversion import limits as limits_mod
 from glance_ext.conversion import preflight
 from glance_ext.conversion import process
 from glance_ext.conversion import progress as progress_mod
@@ -98,7 +97,7 @@ class ConversionEngine:
         base = policy or policy_mod.Policy()
         self.policy = dataclasses.replace(base, qemu_img=settings.qemu_img)
         self.python_exec = python_exec
-        self.qemu = limits_mod.QemuImg(
+        self.qemu = runner.QemuImg(
             settings.qemu_img, python_exec=python_exec,
             limits=runner.Limits(
                 cpu_seconds=self.policy.qemu_cpu_seconds,
@@ -109,7 +108,7 @@ class ConversionEngine:
     def inspect_source(self, path: str, claimed: Optional[str] = None,
                        container: Optional[str] = None) -> Report:
         """Inspect with the validate engine; raise SourceRejected."""
-        report = fast_inspection_engine(self.policy).inspect(
+        report = inspection_engine.Engine(self.policy).inspect(
             path, claimed, container)
         if not report.accepted:
             raise SourceRejected(report.reason())
@@ -160,7 +159,7 @@ class ConversionEngine:
                 s.cache_mode, work_dir, plan.required_bytes,
                 s.direct_io_threshold)
             timeout = s.timeout_for(vsize)
-            bounds = process.Bounds(
+            bounds = runner.Limits(
                 timeout_seconds=timeout,
                 cpu_seconds=max(60, int(timeout * 2)),
                 address_space_bytes=s.address_space,
@@ -177,7 +176,8 @@ class ConversionEngine:
             convert_seconds = process.run(
                 command, bounds, vsize, on_progress=on_progress,
                 interval=s.progress_interval_seconds,
-                should_stop=should_stop, nice=s.nice)
+                should_stop=should_stop, nice=s.nice,
+                python_exec=self.python_exec)
             if on_progress is not None:
                 on_progress(progress_mod.Progress(
                     100.0, vsize, vsize, time.monotonic() - start,
@@ -197,15 +197,6 @@ class ConversionEngine:
                        check.virtual_size, size, plan.required_bytes,
                        plan.free_bytes, cache_mode, convert_seconds, total,
                        waited, check.compared, dst)
-
-
-def fast_inspection_engine(policy: policy_mod.Policy
-                           ) -> inspection_engine.Engine:
-    """The validate engine, its qemu-img calls limited in-process (see
-    ``conversion.limits``)."""
-    eng = inspection_engine.Engine(policy)
-    eng.qemu = limits_mod.QemuImg(eng.qemu.binary, limits=eng.qemu.limits)
-    return eng
 
 
 def creation_options(settings: Settings, target: str):

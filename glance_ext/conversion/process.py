@@ -20,9 +20,9 @@ that can stop it. So this module starts the process itself, with:
 - ``-W`` (out-of-order writes), ``-m`` coroutines, ``-t`` cache mode,
   ``-S`` sparse size and ``-p`` progress;
 - rlimits (CPU seconds, address space, file size: a lying image cannot
-  write past what ``measure`` promised), set before exec as
-  ``oslo_concurrency.prlimit`` would, without its extra interpreter (see
-  ``conversion.limits``);
+  write past what ``measure`` promised) through the same
+  ``oslo_concurrency.prlimit`` wrapper as every other qemu-img call
+  (``runner.limited_command``);
 - CPU niceness and ``ionice`` so a conversion does not starve the API
   workers and the store uploads on the same host;
 - a wall-clock timeout, after which the process group is killed;
@@ -30,6 +30,7 @@ that can stop it. So this module starts the process itself, with:
   writing into staging after a restart.
 """
 
+import ctypes
 import dataclasses
 import os
 import selectors
@@ -42,7 +43,6 @@ from typing import Callable, List, Optional, Sequence
 
 from oslo_log import log as logging
 
-from glance_ext.conversion import limits
 from glance_ext.conversion import progress as progress_mod
 from glance_ext.qemu import formats
 from glance_ext.qemu import runner
@@ -60,14 +60,6 @@ class Tuning:
     nice: int = 10
     ionice_class: str = "best-effort"
     ionice_level: int = 7
-
-
-@dataclasses.dataclass(frozen=True)
-class Bounds:
-    timeout_seconds: float
-    cpu_seconds: int
-    address_space_bytes: int
-    file_size_bytes: Optional[int]
 
 
 class ConvertError(runner.QemuImgError):
@@ -139,26 +131,44 @@ def build_command(qemu_img: str, src: str, src_format: str, dst: str,
     return wrappers + qemu
 
 
-def run(command: Sequence[str], bounds: Bounds, total_bytes: int,
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup(nice: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for what prlimit does not cover: lower the CPU
+    priority, and ``PR_SET_PDEATHSIG`` so qemu-img (which inherits it
+    through the wrapper's exec) dies with the Glance worker instead of
+    writing into staging after a restart."""
+    def setup() -> None:
+        if nice:
+            os.nice(nice)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except Exception:
+            pass
+    return setup
+
+
+def run(command: Sequence[str], bounds: runner.Limits, total_bytes: int,
         on_progress: Optional[progress_mod.Callback] = None,
         interval: float = 5.0,
         should_stop: Optional[Callable[[], bool]] = None,
-        nice: int = 0) -> float:
+        nice: int = 0, python_exec: Optional[str] = None) -> float:
     """Run a convert command; return its elapsed seconds or raise
     ConvertError. ``stderr`` of the error is for logs only (host paths)."""
     start = time.monotonic()
     throttle = progress_mod.Throttle(on_progress, interval)
     parser = progress_mod.ProgressParser()
     try:
-        proc = subprocess.Popen(list(command), stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(runner.limited_command(command, bounds,
+                                                       python_exec),
+                                stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE,
                                 env=runner.child_env(),
                                 start_new_session=True,
-                                preexec_fn=limits.child_setup(
-                                    bounds.cpu_seconds,
-                                    bounds.address_space_bytes,
-                                    bounds.file_size_bytes, nice),
+                                preexec_fn=_child_setup(nice),
                                 close_fds=True)
     except OSError as exc:
         raise ConvertError("missing", "cannot run qemu-img: %s"
@@ -241,7 +251,7 @@ def run(command: Sequence[str], bounds: Bounds, total_bytes: int,
     return elapsed
 
 
-def _signal_hint(signum: int, bounds: Bounds) -> str:
+def _signal_hint(signum: int, bounds: runner.Limits) -> str:
     if signum == signal.SIGXCPU:
         return " (CPU limit of %ds reached)" % bounds.cpu_seconds
     if signum == signal.SIGXFSZ:

@@ -82,7 +82,10 @@ def run(path: str, disk_format: str,
     from oslo_concurrency import processutils
     from oslo_log import log as logging
 
-    cmd = [sys.executable, "-m", "glance_ext.guest.worker",
+    from glance_ext.qemu import runner
+
+    python = runner.interpreter()
+    cmd = [python, "-m", "glance_ext.guest.worker",
            "--disk-format", disk_format,
            "--budget-mb", str(settings.read_budget_mb),
            "--qemu-nbd", settings.qemu_nbd,
@@ -94,10 +97,10 @@ def run(path: str, disk_format: str,
         address_space=settings.memory_mb * MiB)
     procs: List[subprocess.Popen] = []
     start = time.monotonic()
-    env = dict(os.environ, MALLOC_ARENA_MAX="2", LC_ALL="C")
+    env = runner.child_env()
     try:
         stdout, stderr = processutils.execute(
-            *cmd, prlimit=limits, python_exec=sys.executable,
+            *cmd, prlimit=limits, python_exec=python,
             timeout=settings.timeout_seconds, check_exit_code=False,
             preexec_fn=os.setsid, on_execute=procs.append,
             env_variables=env, log_errors=processutils.LOG_FINAL_ERROR)

@@ -62,15 +62,6 @@ PROPERTY_PREFIX = "glance_ext_convert_"
 OUTPUT_SUFFIX = ".glance_ext_convert."
 
 
-def _python_exec() -> Optional[str]:
-    # Under uWSGI sys.executable is the uwsgi binary: Glance's own option
-    # names the interpreter that can run oslo_concurrency.prlimit.
-    try:
-        return CONF.wsgi.python_interpreter or None
-    except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError):
-        return None
-
-
 class ConvertImage(base.ImportPluginTask):
     plugin_name = "Convert_Image"
 
@@ -88,8 +79,7 @@ class ConvertImage(base.ImportPluginTask):
         with self.action_wrapper as action:
             claimed = action.image_disk_format
             container = action.image_container_format
-        engine = engine_mod.ConversionEngine(settings, policy,
-                                             python_exec=_python_exec())
+        engine = engine_mod.ConversionEngine(settings, policy)
         source_format = self._source_format(engine, src, claimed, container,
                                             glance_ext_validation_report)
         try:

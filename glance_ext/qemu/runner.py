@@ -14,9 +14,13 @@
 
 qemu-img parses untrusted images. A crafted header can make it allocate
 gigabytes or spin for minutes, so every call runs under
-``oslo_concurrency.prlimit`` (CPU seconds and address space) and a wall-clock
-timeout after which the process is killed (processutils only *raises* on
-timeout and would leave the child running). Formats are always given
+``oslo_concurrency.prlimit`` (CPU seconds, address space and, for commands
+that write, file size) and a wall-clock timeout after which the process is
+killed (processutils only *raises* on timeout and would leave the child
+running). This module is the one way glance_ext runs qemu-img: short calls
+go through ``QemuImg.run``; a conversion, which must be read while it runs,
+starts ``limited_command`` itself (``conversion.process``). Formats are
+always given
 explicitly (``-f``): qemu's probing is exactly what crafted images abuse.
 Callers pass Glance disk_format names; the map in ``formats`` turns them into
 qemu driver names.
@@ -32,6 +36,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from oslo_concurrency import processutils
+from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import units
 
@@ -89,7 +94,7 @@ class QemuImg:
                  python_exec: Optional[str] = None,
                  limits: Limits = Limits()) -> None:
         self.binary = binary
-        self.python_exec = python_exec or sys.executable
+        self.python_exec = python_exec or interpreter()
         self.limits = limits
 
     def run(self, args: Sequence[str], *, limits: Optional[Limits] = None,
@@ -205,6 +210,31 @@ class QemuImg:
         return self.run(["dd", "-f", formats.to_qemu(src_format), "-O", "raw",
                          "bs=%d" % block_size, "count=%d" % count,
                          "if=%s" % src, "of=%s" % dst], limits=limits)
+
+
+def interpreter() -> str:
+    """The Python that runs ``oslo_concurrency.prlimit``.
+
+    Under uWSGI ``sys.executable`` is the uwsgi binary; Glance's own
+    ``[wsgi] python_interpreter`` names the interpreter it uses for the
+    same wrapper, so follow it when Glance has registered it.
+    """
+    try:
+        configured = cfg.CONF.wsgi.python_interpreter
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError,
+            cfg.RequiredOptError):
+        configured = None
+    return configured or sys.executable
+
+
+def limited_command(cmd: Sequence[str], limits: Limits,
+                    python_exec: Optional[str] = None) -> List[str]:
+    """``cmd`` behind the ``oslo_concurrency.prlimit`` wrapper, exactly as
+    ``processutils.execute(prlimit=...)`` runs it, for a caller that must
+    start and watch the process itself. The wrapper execs ``cmd``, so the
+    pid, exit status and signals are the command's own."""
+    return ([python_exec or interpreter(), "-m", "oslo_concurrency.prlimit"]
+            + limits.prlimit().prlimit_args() + ["--"] + [str(c) for c in cmd])
 
 
 def child_env() -> Dict[str, str]:

@@ -32,6 +32,7 @@ from glance_ext.conversion import process
 from glance_ext.conversion import settings as settings_mod
 from glance_ext.conversion import slots
 from glance_ext.conversion import verify
+from glance_ext.qemu import runner
 from tests import qemu_procs
 from tests.unit.conversion import images
 
@@ -105,19 +106,25 @@ def test_command_is_tuned():
 
 
 def test_limits_and_niceness_reach_the_child(tmp_path):
-    """The rlimits and niceness run() sets are those the child has."""
+    """The rlimits (through oslo's prlimit wrapper), niceness and parent
+    death signal run() sets are those the command itself has."""
     out = tmp_path / "limits"
-    script = ("import os,resource;open(%r,'w').write(' '.join(map(str,["
+    script = ("import ctypes,os,resource;sig=ctypes.c_int();"
+              "ctypes.CDLL(None).prctl(2,ctypes.byref(sig),0,0,0);"
+              "open(%r,'w').write(' '.join(map(str,["
               "resource.getrlimit(resource.RLIMIT_CPU)[0],"
               "resource.getrlimit(resource.RLIMIT_AS)[0],"
               "resource.getrlimit(resource.RLIMIT_FSIZE)[0],"
-              "os.nice(0)])))" % str(out))
+              "os.nice(0),sig.value])))" % str(out))
+    import signal
     import sys
-    bounds = process.Bounds(30, 77, 2 * 1024 ** 3, 12345678)
+    bounds = runner.Limits(cpu_seconds=77, address_space_bytes=2 * 1024 ** 3,
+                           timeout_seconds=30, file_size_bytes=12345678)
     process.run([sys.executable, "-c", script], bounds, 1, nice=7)
-    cpu, addr, fsize, nice = map(int, out.read_text().split())
+    cpu, addr, fsize, nice, deathsig = map(int, out.read_text().split())
     assert (cpu, addr, fsize) == (77, 2 * 1024 ** 3, 12345678)
     assert nice >= 7
+    assert deathsig == signal.SIGKILL
 
 
 def test_cache_mode_auto(tmp_path):
@@ -198,7 +205,9 @@ def test_killed_qemu_img_reported_and_cleaned(slow_source, tmp_path):
 
 
 def test_file_size_limit_stops_a_growing_output(slow_source, tmp_path):
-    bounds = process.Bounds(60, 60, 2 * 1024 ** 3, 8 * 1024 * 1024)
+    bounds = runner.Limits(cpu_seconds=60, address_space_bytes=2 * 1024 ** 3,
+                           timeout_seconds=60,
+                           file_size_bytes=8 * 1024 * 1024)
     dst = str(tmp_path / "o.raw")
     cmd = process.build_command("qemu-img", slow_source, "raw", dst, "qcow2",
                                 [], process.Tuning())
