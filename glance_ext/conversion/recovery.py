@@ -12,9 +12,11 @@
 
 """Reverting conversions that a Glance restart interrupted.
 
-Runs inside glance-api (from the convert plugin's ``get_flow``, i.e. at the
-next import on the host after a restart), with Glance's own admin-context
-repositories, and does what the plugin's revert would have done: image
+Runs inside glance-api, with Glance's own admin-context repositories: when
+a worker loads its paste pipeline (``glance_ext.middleware.startup_recovery``,
+so right after a restart, before anyone has to import again) and, for hosts
+without that filter, from the convert plugin's ``get_flow`` at the next
+import. It does what the plugin's revert would have done: image
 back to ``queued``, its stores from importing to failed, the dead task
 marked failed with a message saying what happened, the import lock
 dropped, and our files plus the staged data deleted. It only touches an
@@ -22,8 +24,13 @@ image whose import lock is still held by the dead task: if anyone else
 has taken the image over since, only the journal entry goes.
 """
 
+import contextlib
+import fcntl
+import os
 import threading
-from typing import Dict
+from typing import Dict, Iterator, Optional
+
+from oslo_config import cfg
 
 from oslo_log import log as logging
 
@@ -38,29 +45,86 @@ MESSAGE = ("glance_ext_convert: the conversion was interrupted because "
 _RUNNING = threading.Lock()
 
 
+def journal_for(conf: cfg.ConfigOpts,
+                staging_dir: Optional[str] = None) -> journal_mod.Journal:
+    """The journal of this host's conversions (next to the slot locks)."""
+    from glance_ext.conversion import options
+    from glance_ext.conversion.settings import Settings
+    options.register_opts(conf)    # the plugin module may not be loaded
+    if staging_dir is None:
+        from glance import housekeeping
+        staging_dir = housekeeping.staging_store_path()
+    return journal_mod.Journal(os.path.join(
+        Settings.from_conf(conf).slot_dir(staging_dir), "inflight"))
+
+
+def recover_on_this_host(conf: cfg.ConfigOpts, when: str) -> int:
+    """Recover with Glance's configuration; never raises (a failed
+    recovery must not keep glance-api from starting or an import from
+    running). ``when`` names the trigger for the log."""
+    try:
+        count = recover(journal_for(conf))
+    except Exception as exc:
+        LOG.warning("Recovery of interrupted conversions (%s) skipped: %s",
+                    when, exc)
+        return 0
+    if count:
+        LOG.warning("Reverted %d conversion(s) interrupted by a glance-api "
+                    "stop (%s)", count, when)
+    return count
+
+
 def recover(journal: journal_mod.Journal) -> int:
     """Revert every interrupted conversion in ``journal``; never raises.
     Returns how many images were reverted."""
     if not _RUNNING.acquire(blocking=False):
         return 0       # another thread of this worker is already at it
     try:
-        _forget_finished(journal)
-        entries = journal.interrupted()
-        if not entries:
-            return 0
-        reverted = 0
-        for entry in entries:
-            try:
-                if _revert(entry):
-                    reverted += 1
-            except Exception:
-                LOG.exception("Could not recover interrupted conversion of "
-                              "image %s", entry.get("image_id"))
-                continue
-            journal.remove(entry["image_id"], entry["task_id"])
-        return reverted
+        with _host_lock(journal.directory) as held:
+            if not held:
+                return 0   # another worker process of the host is at it
+            return _recover(journal)
     finally:
         _RUNNING.release()
+
+
+@contextlib.contextmanager
+def _host_lock(directory: str) -> Iterator[bool]:
+    """Non-blocking flock across the worker processes of a host (each
+    worker loads the pipeline at start; one of them recovers). Yields
+    whether this process holds it."""
+    if not os.path.isdir(directory):
+        yield True               # no journal yet: nothing to recover
+        return
+    fd = os.open(os.path.join(directory, ".recovery.lock"),
+                 os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)             # closing releases the lock
+
+
+def _recover(journal: journal_mod.Journal) -> int:
+    _forget_finished(journal)
+    entries = journal.interrupted()
+    if not entries:
+        return 0
+    reverted = 0
+    for entry in entries:
+        try:
+            if _revert(entry):
+                reverted += 1
+        except Exception:
+            LOG.exception("Could not recover interrupted conversion of "
+                          "image %s", entry.get("image_id"))
+            continue
+        journal.remove(entry["image_id"], entry["task_id"])
+    return reverted
 
 
 # Entries of live processes are checked against the task after this long.
@@ -124,6 +188,14 @@ def _revert(entry: Dict) -> bool:
         task = task_repo.get(task_id)
         if task.status in ("pending", "processing"):
             task.fail(MESSAGE)
+            task_repo.save(task)
+        elif task.status == "failure" and MESSAGE not in (task.message
+                                                          or ""):
+            # A graceful stop: the exiting interpreter shut taskflow's
+            # pools down, the flow failed without reverting and Glance
+            # wrote only "Internal Error". Say what happened.
+            task.message = "%s (Glance reported: %s)" % (MESSAGE,
+                                                         task.message)
             task_repo.save(task)
     except Exception as exc:
         LOG.warning("Could not mark task %s failed: %s", task_id, exc)

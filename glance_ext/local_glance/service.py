@@ -147,6 +147,18 @@ def _db_sync(layout: config_files.Layout, env: Dict[str, str]) -> None:
             % (proc.returncode, proc.stdout[-3000:]))
 
 
+# Filters whose factory does a plugin's start-up work (Glance loads the
+# plugins themselves only when an import runs).
+STARTUP_FILTERS = {
+    "glance_ext_convert":
+        "glance_ext.middleware.startup_recovery:filter_factory",
+}
+
+
+def startup_filters(plugins: Sequence[str]) -> List[str]:
+    return [STARTUP_FILTERS[p] for p in plugins if p in STARTUP_FILTERS]
+
+
 def up(settings: Settings) -> State:
     """Write the config, prepare the database and start glance-api."""
     state_dir = os.path.abspath(settings.state_dir)
@@ -166,7 +178,8 @@ def up(settings: Settings) -> State:
     try:
         api_extra = config_files.parse_overrides(settings.api_options)
         import_extra = config_files.parse_overrides(settings.import_options)
-        paste = config_files.paste_ini(settings.paste_filters)
+        paste = config_files.paste_ini(
+            startup_filters(plugins) + list(settings.paste_filters))
         stores = config_files.check_stores(settings.stores)
     except ValueError as exc:
         raise errors.LocalGlanceError(str(exc))

@@ -77,3 +77,30 @@ def test_old_entries_of_live_processes(tmp_path):
 def test_unreadable_entry_is_skipped(tmp_path):
     (tmp_path / "x.y.json").write_text("{not json")
     assert journal_mod.Journal(str(tmp_path)).interrupted() == []
+
+
+def test_one_worker_process_recovers_at_a_time(tmp_path):
+    # Every worker loads the start-up filter; the host lock lets one of
+    # them recover while the others skip (a second process holds it here).
+    import subprocess
+    import sys
+
+    from glance_ext.conversion import recovery
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl,os,sys,time;fd=os.open(sys.argv[1],os.O_RDWR|"
+         "os.O_CREAT);fcntl.flock(fd,fcntl.LOCK_EX);print('held',flush="
+         "True);time.sleep(30)", str(tmp_path / ".recovery.lock")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with recovery._host_lock(str(tmp_path)) as held:
+            assert held is False
+    finally:
+        holder.kill()
+        holder.wait()
+    with recovery._host_lock(str(tmp_path)) as held:
+        assert held is True
+    # No journal directory yet: nothing to lock, nothing to recover.
+    with recovery._host_lock(str(tmp_path / "absent")) as held:
+        assert held is True
