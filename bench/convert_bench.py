@@ -24,13 +24,15 @@ this process:
 * for each target (raw, qcow2) and each plugin: the image is staged first
   (not timed), then ``glance image-import`` is timed until ``active``
   (plugin work + store upload), while the staging directory's allocated
-  bytes are sampled every 0.1 s (peak staging bytes).
+  bytes are sampled every 0.1 s (peak staging bytes); ``--import-repeat``
+  rounds alternate which plugin goes first, and medians are reported.
 
 The qcow2 target keeps a qcow2 source as it is in both plugins (no
 conversion), so that row measures the cost of checking; ``--vmdk`` adds a
 vmdk source with the same data converted to qcow2.
 
     python bench/convert_bench.py [--size-gib 4] [--work-dir DIR] [--vmdk]
+        [--repeat 3] [--import-repeat 3]
 
 Prints a table (markdown) and writes JSON to bench/out/convert_bench.json.
 """
@@ -189,6 +191,18 @@ def timed_import(glance, path: str, disk_format: str) -> dict:
             "disk_format": image["disk_format"], "size": image["size"]}
 
 
+def summarize(runs: list) -> dict:
+    """Medians of the timed fields, the largest peak, every run kept."""
+    def median(key):
+        values = sorted(r[key] for r in runs)
+        return values[len(values) // 2]
+    return {"seconds": median("seconds"),
+            "plugin_seconds": median("plugin_seconds"),
+            "peak_staging_bytes": max(r["peak_staging_bytes"] for r in runs),
+            "disk_format": runs[0]["disk_format"], "size": runs[0]["size"],
+            "runs": runs}
+
+
 def start(state: str, plugins, options):
     os.environ["OS_DEFAULT__USE_STDERR"] = "true"
     return fixtures.start_local_glance(state, plugins=plugins,
@@ -202,6 +216,9 @@ def main(argv=None) -> int:
     parser.add_argument("--vmdk", action="store_true")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of the conversion-only comparison")
+    parser.add_argument("--import-repeat", type=int, default=3,
+                        help="imports per plugin and target, alternating "
+                             "which goes first; medians are reported")
     parser.add_argument("--ours-option", action="append", default=[],
                         metavar="KEY=VALUE",
                         help="extra [glance_ext_convert] option for our "
@@ -243,13 +260,21 @@ def main(argv=None) -> int:
         theirs = start(os.path.join(args.work_dir, "glance-" + target),
                        ["image_conversion"],
                        {"image_conversion.output_format": target})
+        runs = {"glance": [], "ours": []}
         try:
-            # theirs first, then ours: the page cache favours the second
-            row["glance"] = timed_import(theirs, path, src_fmt)
-            row["ours"] = timed_import(ours, path, src_fmt)
+            for round_no in range(args.import_repeat):
+                # alternate who goes first: the page cache and the disk's
+                # writeback of the previous import favour one side
+                order = [("glance", theirs), ("ours", ours)]
+                if round_no % 2:
+                    order.reverse()
+                for name, glance in order:
+                    runs[name].append(timed_import(glance, path, src_fmt))
         finally:
             ours.down()
             theirs.down()
+        for name in runs:
+            row[name] = summarize(runs[name])
         row["ratio"] = row["glance"]["seconds"] / row["ours"]["seconds"]
         results.append(row)
         print(json.dumps(row), file=sys.stderr)
@@ -269,7 +294,8 @@ def main(argv=None) -> int:
             r["glance_command_seconds"] / r["ours_seconds"]))
     if not results:
         return 0
-    print("\nThrough glance-api (image-import until active):\n")
+    print("\nThrough glance-api (image-import until active, median of "
+          "%d):\n" % args.import_repeat)
     print("| source -> target | plain qemu-img convert | Glance "
           "image_conversion: import (plugin phase) | glance_ext: import "
           "(plugin phase) | speed-up import (plugin phase) | peak staging "
