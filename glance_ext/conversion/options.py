@@ -72,22 +72,23 @@ convert_opts = [
                      "complete)."),
     cfg.StrOpt("cache_mode", default="auto",
                choices=[("auto", "'none' when the staging filesystem "
-                                 "supports O_DIRECT and the output is larger "
-                                 "than direct_io_threshold_mb, else "
+                                 "supports O_DIRECT and the output's data "
+                                 "reaches direct_io_threshold_mb, else "
                                  "'unsafe'"),
                         ("none", "O_DIRECT; keeps the page cache clean"),
                         ("writeback", "page cache plus a final flush"),
                         ("unsafe", "page cache, no flush: the output is a "
                                    "temporary file")],
                help="qemu-img convert -t for the output file."),
-    cfg.IntOpt("direct_io_threshold_mb", default=1024, min=0,
+    cfg.IntOpt("direct_io_threshold_mb", default=0, min=0,
                help="With cache_mode=auto, outputs whose data is at least "
-                    "this large are written with O_DIRECT: through the page "
-                    "cache they pile up dirty pages that the store upload "
-                    "right after must compete with (measured: 3.5x faster "
-                    "conversion, 1.09x faster import for 2 GiB of data, see "
-                    "bench/convert_bench.py); smaller ones go through the "
-                    "cache, from where the store upload reads them."),
+                    "this large are written with O_DIRECT so they do not "
+                    "evict the host's page cache; smaller ones go through "
+                    "the cache, from where the store upload right after "
+                    "reads them (an O_DIRECT output must be read back from "
+                    "disk: up to 13% slower imports measured by "
+                    "bench/convert_bench.py). 0 means a quarter of the "
+                    "host's available memory when the conversion starts."),
     cfg.IntOpt("rate_limit_mb", default=0, min=0,
                help="qemu-img convert -r: most MiB per second one "
                     "conversion may read; 0 means no limit. Use it when the "

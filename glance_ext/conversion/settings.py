@@ -45,7 +45,7 @@ class Settings:
     coroutines: int = 8
     out_of_order_writes: bool = True
     cache_mode: str = "auto"
-    direct_io_threshold: int = 1024 * units.Mi
+    direct_io_threshold: int = 0       # 0: a quarter of MemAvailable
     sparse_size_kb: int = 4
     rate_limit_mb: int = 0
     timeout_base_seconds: int = 120

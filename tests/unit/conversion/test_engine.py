@@ -136,6 +136,13 @@ def test_cache_mode_auto(tmp_path):
         expect
     assert process.choose_cache_mode("writeback", str(tmp_path), 0, 1) == \
         "writeback"
+    # 0: a quarter of the memory available now decides
+    memory = process.available_memory()
+    assert memory and memory > 0
+    assert process.choose_cache_mode("auto", str(tmp_path), memory // 8,
+                                     0) == "unsafe"
+    assert process.choose_cache_mode("auto", str(tmp_path), memory // 2,
+                                     0) == expect
 
 
 def test_not_enough_space_refused_before_writing(samples, tmp_path):
