@@ -24,7 +24,9 @@ this process:
 * for each target (raw, qcow2) and each plugin: the image is staged first
   (not timed), then ``glance image-import`` is timed until ``active``
   (plugin work + store upload), while the staging directory's allocated
-  bytes are sampled every 0.1 s (peak staging bytes); ``--import-repeat``
+  bytes are sampled every 0.1 s (peak staging bytes); the disk is synced
+  before each timed import so no earlier writeback lands in it;
+  ``--import-repeat``
   rounds alternate which plugin goes first, and medians are reported.
 
 The qcow2 target keeps a qcow2 source as it is in both plugins (no
@@ -166,6 +168,10 @@ def timed_import(glance, path: str, disk_format: str) -> dict:
     image_id = fixtures.parse_table(proc.stdout)["id"]
     with open(path, "rb") as data:
         glance.glance("image-stage", image_id, stdin=data)
+    # Start every timed import with no writeback pending (the staged data,
+    # the previous import's store file): on one disk that backlog would
+    # land in whichever import runs next.
+    os.sync()
     peak = [allocated(glance.staging_dir)]
     done = threading.Event()
 
