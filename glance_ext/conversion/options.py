@@ -85,10 +85,9 @@ convert_opts = [
                     "this large are written with O_DIRECT so they do not "
                     "evict the host's page cache; smaller ones go through "
                     "the cache, from where the store upload right after "
-                    "reads them (an O_DIRECT output must be read back from "
-                    "disk: up to 13% slower imports measured by "
-                    "bench/convert_bench.py). 0 means a quarter of the "
-                    "host's available memory when the conversion starts."),
+                    "reads them (an O_DIRECT output has to be read back "
+                    "from disk). 0 means a quarter of the host's available "
+                    "memory when the conversion starts."),
     cfg.IntOpt("rate_limit_mb", default=0, min=0,
                help="qemu-img convert -r: most MiB per second one "
                     "conversion may read; 0 means no limit. Use it when the "
