@@ -110,7 +110,10 @@ convert_opts = [
                choices=["none", "best-effort", "idle"],
                help="IO scheduling class of qemu-img convert. 'idle' can "
                     "starve a conversion forever on a busy disk; "
-                    "'best-effort' with level 7 is the safe low priority."),
+                    "'best-effort' with level 7 is the safe low priority. "
+                    "Only I/O schedulers with priorities (BFQ) honour it; "
+                    "with mq-deadline or none (common for virtio and NVMe "
+                    "disks) use rate_limit_mb to protect the disk."),
     cfg.IntOpt("ionice_level", default=7, min=0, max=7,
                help="IO priority level within the best-effort class."),
     cfg.IntOpt("max_concurrent", default=2, min=1,
