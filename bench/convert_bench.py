@@ -26,8 +26,8 @@ this process:
   (plugin work + store upload), while the staging directory's allocated
   bytes are sampled every 0.1 s (peak staging bytes); the disk is synced
   before each timed import so no earlier writeback lands in it;
-  ``--import-repeat``
-  rounds alternate which plugin goes first, and medians are reported.
+  ``--import-repeat`` rounds alternate which plugin goes first, and
+  medians are reported.
 
 The qcow2 target keeps a qcow2 source as it is in both plugins (no
 conversion), so that row measures the cost of checking; ``--vmdk`` adds a

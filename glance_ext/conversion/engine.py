@@ -91,14 +91,12 @@ def sha512_of(path: str, chunk: int = 4 * units.Mi) -> str:
 
 class ConversionEngine:
     def __init__(self, settings: Settings,
-                 policy: Optional[policy_mod.Policy] = None,
-                 python_exec: Optional[str] = None) -> None:
+                 policy: Optional[policy_mod.Policy] = None) -> None:
         self.settings = settings
         base = policy or policy_mod.Policy()
         self.policy = dataclasses.replace(base, qemu_img=settings.qemu_img)
-        self.python_exec = python_exec
         self.qemu = runner.QemuImg(
-            settings.qemu_img, python_exec=python_exec,
+            settings.qemu_img,
             limits=runner.Limits(
                 cpu_seconds=self.policy.qemu_cpu_seconds,
                 address_space_bytes=self.policy.qemu_address_space,
@@ -176,8 +174,7 @@ class ConversionEngine:
             convert_seconds = process.run(
                 command, bounds, vsize, on_progress=on_progress,
                 interval=s.progress_interval_seconds,
-                should_stop=should_stop, nice=s.nice,
-                python_exec=self.python_exec)
+                should_stop=should_stop, nice=s.nice)
             if on_progress is not None:
                 on_progress(progress_mod.Progress(
                     100.0, vsize, vsize, time.monotonic() - start,

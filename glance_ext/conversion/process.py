@@ -180,15 +180,14 @@ def run(command: Sequence[str], bounds: runner.Limits, total_bytes: int,
         on_progress: Optional[progress_mod.Callback] = None,
         interval: float = 5.0,
         should_stop: Optional[Callable[[], bool]] = None,
-        nice: int = 0, python_exec: Optional[str] = None) -> float:
+        nice: int = 0) -> float:
     """Run a convert command; return its elapsed seconds or raise
     ConvertError. ``stderr`` of the error is for logs only (host paths)."""
     start = time.monotonic()
     throttle = progress_mod.Throttle(on_progress, interval)
     parser = progress_mod.ProgressParser()
     try:
-        proc = subprocess.Popen(runner.limited_command(command, bounds,
-                                                       python_exec),
+        proc = subprocess.Popen(runner.limited_command(command, bounds),
                                 stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE,

@@ -28,13 +28,14 @@ import contextlib
 import fcntl
 import os
 import threading
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator
 
 from oslo_config import cfg
-
 from oslo_log import log as logging
 
 from glance_ext.conversion import journal as journal_mod
+from glance_ext.conversion import options
+from glance_ext.conversion.settings import Settings
 
 LOG = logging.getLogger(__name__)
 
@@ -45,25 +46,23 @@ MESSAGE = ("glance_ext_convert: the conversion was interrupted because "
 _RUNNING = threading.Lock()
 
 
-def journal_for(conf: cfg.ConfigOpts,
-                staging_dir: Optional[str] = None) -> journal_mod.Journal:
+def journal_for(settings: Settings, staging_dir: str
+                ) -> journal_mod.Journal:
     """The journal of this host's conversions (next to the slot locks)."""
-    from glance_ext.conversion import options
-    from glance_ext.conversion.settings import Settings
-    options.register_opts(conf)    # the plugin module may not be loaded
-    if staging_dir is None:
-        from glance import housekeeping
-        staging_dir = housekeeping.staging_store_path()
-    return journal_mod.Journal(os.path.join(
-        Settings.from_conf(conf).slot_dir(staging_dir), "inflight"))
+    return journal_mod.Journal(os.path.join(settings.slot_dir(staging_dir),
+                                            "inflight"))
 
 
 def recover_on_this_host(conf: cfg.ConfigOpts, when: str) -> int:
     """Recover with Glance's configuration; never raises (a failed
     recovery must not keep glance-api from starting or an import from
     running). ``when`` names the trigger for the log."""
+    from glance import housekeeping
+
     try:
-        count = recover(journal_for(conf))
+        options.register_opts(conf)    # the plugin may not be loaded yet
+        count = recover(journal_for(Settings.from_conf(conf),
+                                    housekeeping.staging_store_path()))
     except Exception as exc:
         LOG.warning("Recovery of interrupted conversions (%s) skipped: %s",
                     when, exc)

@@ -108,7 +108,7 @@ class ConvertImage(base.ImportPluginTask):
             props["source_sha512"] = engine_mod.sha512_of(src)
         dst = self.track_file(src + OUTPUT_SUFFIX + target)
         label = "%s to %s" % (source_format, target)
-        self.journal = recovery.journal_for(CONF, os.path.dirname(src))
+        self.journal = recovery.journal_for(settings, os.path.dirname(src))
         self.journal.record(self.image_id, self.task_id, self.stores,
                             [dst, src])
         self.messages.set("glance_ext_convert: converting %s: starting"

@@ -31,6 +31,7 @@ again and importing works:
 """
 
 import os
+import signal
 import subprocess
 import time
 
@@ -195,8 +196,41 @@ def _wait_status(glance, image_id, wanted, timeout=60):
         image_id, image["status"], wanted, glance.log_tail()))
 
 
-def _assert_recovered_at_start(module_glance_factory, glance, options,
-                               image_id, locks, data):
+def _wait_master_gone(glance, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(glance.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    raise AssertionError("glance-api did not stop within %ds" % timeout)
+
+
+@pytest.mark.parametrize("stop,rate_limit_mb", [
+    # A crash: every process of the server killed at once.
+    ("kill", "2"),
+    # SIGTERM to the master, as systemd stops it; 24 MiB at 4 MiB/s ends
+    # inside gunicorn's graceful timeout. The conversion finishes, but the
+    # exiting interpreter has shut the thread pools down: taskflow cannot
+    # schedule the store upload, fails the flow without reverting, and
+    # Glance marks the task "Internal Error" and leaves the image
+    # importing.
+    ("graceful", "4"),
+])
+def test_stopped_in_the_middle(stop, rate_limit_mb, module_glance_factory,
+                               tmp_path_factory, data):
+    locks = str(tmp_path_factory.mktemp("locks"))
+    options = helpers.import_options(locks, rate_limit_mb=rate_limit_mb)
+    glance = module_glance_factory(plugins=helpers.OUR_PLUGINS,
+                                   import_options=options)
+    image_id = glance.import_file(data["slow"], "qcow2")
+    wait_for_conversion(glance, image_id)
+    if stop == "kill":
+        os.killpg(glance.pid, signal.SIGKILL)
+    else:
+        os.kill(glance.pid, signal.SIGTERM)
+        _wait_master_gone(glance, 40)
     # qemu-img dies with its worker (PR_SET_PDEATHSIG)
     deadline = time.monotonic() + 10
     while qemu_procs.qemu_img_pids(image_id) and time.monotonic() < deadline:
@@ -204,54 +238,10 @@ def _assert_recovered_at_start(module_glance_factory, glance, options,
     assert not qemu_procs.qemu_img_pids(image_id)
     glance = _restart(module_glance_factory, glance, options)
     # No import runs: the start-up filter alone reverts it (Glance alone
-    # would leave it importing, locked for an hour).
+    # would leave it importing, locked for an hour) and says why.
     image = _wait_status(glance, image_id, "queued")
     helpers.assert_reverted(glance, image, "interrupted because glance-api "
                                            "stopped")
     assert not [n for n in os.listdir(os.path.join(locks, "inflight"))
                 if n.startswith(image_id)]
     retry_works(glance, image_id, data["small"])
-
-
-def _wait_master_gone(glance, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(glance.pid, 0)
-        except ProcessLookupError:
-            return time.monotonic() - (deadline - timeout)
-        time.sleep(0.2)
-    raise AssertionError("glance-api did not stop within %ds" % timeout)
-
-
-def test_killed_in_the_middle(module_glance_factory, tmp_path_factory, data):
-    locks = str(tmp_path_factory.mktemp("locks"))
-    options = helpers.import_options(locks, rate_limit_mb="2")
-    glance = module_glance_factory(plugins=helpers.OUR_PLUGINS,
-                                   import_options=options)
-    image_id = glance.import_file(data["slow"], "qcow2")
-    wait_for_conversion(glance, image_id)
-    # A crash: every process of the server killed at once.
-    os.killpg(glance.pid, 9)
-    _assert_recovered_at_start(module_glance_factory, glance, options,
-                               image_id, locks, data)
-
-
-def test_graceful_stop_in_the_middle(module_glance_factory,
-                                     tmp_path_factory, data):
-    # SIGTERM to the master, as systemd stops it; 24 MiB at 4 MiB/s ends
-    # inside gunicorn's graceful timeout. The conversion finishes, but the
-    # exiting interpreter has shut the thread pools down: taskflow cannot
-    # schedule the store upload, fails the flow without reverting, and
-    # Glance marks the task "Internal Error" and leaves the image
-    # importing. The start-up recovery then reverts it and says why.
-    locks = str(tmp_path_factory.mktemp("locks"))
-    options = helpers.import_options(locks, rate_limit_mb="4")
-    glance = module_glance_factory(plugins=helpers.OUR_PLUGINS,
-                                   import_options=options)
-    image_id = glance.import_file(data["slow"], "qcow2")
-    wait_for_conversion(glance, image_id)
-    os.kill(glance.pid, 15)
-    _wait_master_gone(glance, 40)
-    _assert_recovered_at_start(module_glance_factory, glance, options,
-                               image_id, locks, data)
