@@ -18,7 +18,8 @@ the argument:
    qemu-img never opens an image nobody checked;
 2. ``qemu-img measure`` + free space: refuse before writing a byte;
 3. a host-wide slot: at most ``max_concurrent`` conversions per host;
-4. the tuned, bounded ``qemu-img convert`` with progress;
+4. the tuned, bounded ``qemu-img convert`` with progress, by several
+   processes at once for a large raw or qcow2 output (``split``);
 5. verification of the output (format, safety, virtual size, compare).
 On any failure the partial output is deleted here, so callers only ever
 see a complete, verified file or an exception.
@@ -38,6 +39,7 @@ from glance_ext.conversion import process
 from glance_ext.conversion import progress as progress_mod
 from glance_ext.conversion.settings import Settings
 from glance_ext.conversion import slots as slots_mod
+from glance_ext.conversion import split
 from glance_ext.conversion import target as target_mod
 from glance_ext.conversion import verify as verify_mod
 from glance_ext.inspection import engine as inspection_engine
@@ -73,6 +75,7 @@ class Outcome:
     waited_seconds: float
     compared: bool
     output_path: str
+    processes: int = 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -168,13 +171,28 @@ class ConversionEngine:
                 rate_limit_mb=s.rate_limit_mb,
                 nice=s.nice, ionice_class=s.ionice_class,
                 ionice_level=s.ionice_level)
-            command = process.build_command(
-                s.qemu_img, src, source_format, dst, target_format,
-                creation_options(s, target_format), tuning)
-            convert_seconds = process.run(
-                command, bounds, vsize, on_progress=on_progress,
-                interval=s.progress_interval_seconds,
-                should_stop=should_stop, nice=s.nice)
+            ranges = self._ranges(src, source_format, target_format, vsize,
+                                  tuning)
+            if len(ranges) > 1:
+                LOG.info("Converting %s -> %s with %d processes: %s",
+                         source_format, target_format, len(ranges),
+                         ", ".join("%d MiB of data at %d MiB" % (
+                             r.data_bytes // units.Mi, r.offset // units.Mi)
+                             for r in ranges))
+                convert_seconds = split.convert(
+                    self.qemu, s.qemu_nbd, src, source_format, dst,
+                    target_format, creation_options(s, target_format),
+                    tuning, bounds, vsize, ranges, on_progress=on_progress,
+                    interval=s.progress_interval_seconds,
+                    should_stop=should_stop)
+            else:
+                command = process.build_command(
+                    s.qemu_img, src, source_format, dst, target_format,
+                    creation_options(s, target_format), tuning)
+                convert_seconds = process.run(
+                    command, bounds, vsize, on_progress=on_progress,
+                    interval=s.progress_interval_seconds,
+                    should_stop=should_stop, nice=s.nice)
             if on_progress is not None:
                 on_progress(progress_mod.Progress(
                     100.0, vsize, vsize, time.monotonic() - start,
@@ -193,7 +211,27 @@ class ConversionEngine:
         return Outcome(source_format, target_format, vsize,
                        check.virtual_size, size, plan.required_bytes,
                        plan.free_bytes, cache_mode, convert_seconds, total,
-                       waited, check.compared, dst)
+                       waited, check.compared, dst, len(ranges))
+
+    def _ranges(self, src: str, source_format: str, target_format: str,
+                vsize: int, tuning: process.Tuning) -> list:
+        """The ranges to convert at once; one range means one process."""
+        s = self.settings
+        workers = s.split_workers or split.auto_workers()
+        whole = [split.Range(0, vsize, vsize)]
+        if workers <= 1 or vsize < s.split_min_data or \
+                not split.usable(target_format, tuning, s.qemu_nbd):
+            return whole
+        found = split.map_data(
+            s.qemu_img, src, source_format, vsize,
+            dataclasses.replace(self.qemu.limits, timeout_seconds=60))
+        # Only inflating compressed data is CPU work that more processes
+        # speed up; copying plain data is bound by the page cache or the
+        # disk, where parallel writers into one file only contend
+        # (bench/convert_bench.py, docs/convert.md).
+        if found is None or found.compressed_bytes < s.split_min_data:
+            return whole
+        return split.plan(vsize, workers, found.counts)
 
 
 def creation_options(settings: Settings, target: str):

@@ -95,6 +95,24 @@ convert_opts = [
     cfg.IntOpt("sparse_size_kb", default=4, min=0,
                help="qemu-img convert -S: zeroed runs of at least this many "
                     "KiB are left unallocated (0 writes every byte)."),
+    cfg.IntOpt("split_workers", default=0, min=0, max=16,
+               help="qemu-img processes that convert one image whose data "
+                    "is stored compressed (streamOptimized VMDK, "
+                    "compressed qcow2) at once, each a range holding an "
+                    "equal share of the data: qemu-img convert inflates in "
+                    "one thread, so one process uses one core. Used for "
+                    "raw and qcow2 outputs; qcow2 needs qemu-nbd. 0 means "
+                    "one per CPU of the host, at most 4; 1 turns it off. "
+                    "Each process is niced and bounded like a single "
+                    "conversion, and together they count as one "
+                    "conversion against max_concurrent."),
+    cfg.IntOpt("split_min_data_mb", default=512, min=1,
+               help="Split only sources with at least this much compressed "
+                    "data (qemu-img map); below it the extra processes cost "
+                    "more than they save."),
+    cfg.StrOpt("qemu_nbd", default="qemu-nbd",
+               help="qemu-nbd binary, which owns a qcow2 output written by "
+                    "split_workers processes."),
     cfg.IntOpt("timeout_base_seconds", default=120, min=1,
                help="Wall-clock limit of one conversion: this base plus "
                     "timeout_seconds_per_gb per GiB of virtual size; "

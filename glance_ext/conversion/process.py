@@ -39,7 +39,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from oslo_log import log as logging
 
@@ -135,26 +135,36 @@ def build_command(qemu_img: str, src: str, src_format: str, dst: str,
             "-O", formats.to_qemu(dst_format)]
     if create_options:
         qemu += ["-o", ",".join(create_options)]
-    if tuning.out_of_order:
-        qemu.append("-W")
-    qemu += ["-m", str(tuning.coroutines), "-t", tuning.cache_mode,
-             "-S", "%dk" % tuning.sparse_size_kb]
-    if tuning.rate_limit_mb:
-        qemu += ["-r", "%dM" % tuning.rate_limit_mb]
-    qemu += [src, dst]
-    wrappers: List[str] = []
-    if tuning.ionice_class != "none":
-        ionice = shutil.which("ionice")
-        if ionice:
-            if tuning.ionice_class == "idle":
-                wrappers += [ionice, "-c", "3"]
-            else:
-                wrappers += [ionice, "-c", "2", "-n",
-                             str(tuning.ionice_level)]
-        else:
-            LOG.warning("ionice not found; qemu-img convert runs at normal "
-                        "IO priority (install util-linux)")
-    return wrappers + qemu
+    qemu += tuned_args(tuning, tuning.cache_mode, tuning.rate_limit_mb)
+    return io_priority(tuning) + qemu + [src, dst]
+
+
+def tuned_args(tuning: Tuning, cache_mode: Optional[str],
+               rate_limit_mb: int) -> List[str]:
+    """The throughput flags of ``qemu-img convert`` (``-t`` omitted when
+    ``cache_mode`` is None: the target's cache is someone else's)."""
+    args = ["-W"] if tuning.out_of_order else []
+    args += ["-m", str(tuning.coroutines)]
+    if cache_mode:
+        args += ["-t", cache_mode]
+    args += ["-S", "%dk" % tuning.sparse_size_kb]
+    if rate_limit_mb:
+        args += ["-r", "%dM" % rate_limit_mb]
+    return args
+
+
+def io_priority(tuning: Tuning) -> List[str]:
+    """The ``ionice`` prefix for a command, or nothing."""
+    if tuning.ionice_class == "none":
+        return []
+    ionice = shutil.which("ionice")
+    if not ionice:
+        LOG.warning("ionice not found; qemu-img runs at normal IO priority "
+                    "(install util-linux)")
+        return []
+    if tuning.ionice_class == "idle":
+        return [ionice, "-c", "3"]
+    return [ionice, "-c", "2", "-n", str(tuning.ionice_level)]
 
 
 _PR_SET_PDEATHSIG = 1
@@ -176,6 +186,23 @@ def _child_setup(nice: int) -> Callable[[], None]:
     return setup
 
 
+def spawn(command: Sequence[str], bounds: runner.Limits, nice: int = 0,
+          stdout: Any = subprocess.PIPE,
+          stderr: Any = subprocess.PIPE) -> subprocess.Popen:
+    """Start ``command`` behind the prlimit wrapper, niced, in its own
+    process group, dying with this process. Raises ConvertError."""
+    try:
+        return subprocess.Popen(runner.limited_command(command, bounds),
+                                stdin=subprocess.DEVNULL, stdout=stdout,
+                                stderr=stderr, env=runner.child_env(),
+                                start_new_session=True,
+                                preexec_fn=_child_setup(nice),
+                                close_fds=True)
+    except OSError as exc:
+        raise ConvertError("missing", "cannot run %s: %s" % (
+            os.path.basename(str(command[0])), exc.strerror or exc))
+
+
 def run(command: Sequence[str], bounds: runner.Limits, total_bytes: int,
         on_progress: Optional[progress_mod.Callback] = None,
         interval: float = 5.0,
@@ -183,38 +210,67 @@ def run(command: Sequence[str], bounds: runner.Limits, total_bytes: int,
         nice: int = 0) -> float:
     """Run a convert command; return its elapsed seconds or raise
     ConvertError. ``stderr`` of the error is for logs only (host paths)."""
+    return run_group([command], bounds, total_bytes, on_progress=on_progress,
+                     interval=interval, should_stop=should_stop, nice=nice)
+
+
+class _Child:
+    def __init__(self, proc: subprocess.Popen, weight: float) -> None:
+        self.proc = proc
+        self.weight = weight
+        self.parser = progress_mod.ProgressParser()
+        self.stderr: List[bytes] = []
+        self.open_streams = 2
+
+    def keep_stderr(self, data: bytes) -> None:
+        if sum(len(c) for c in self.stderr) < 65536:
+            self.stderr.append(data)
+
+    @property
+    def stderr_text(self) -> str:
+        return b"".join(self.stderr).decode("utf-8", "replace")
+
+
+def run_group(commands: Sequence[Sequence[str]], bounds: runner.Limits,
+              total_bytes: int, *, weights: Optional[Sequence[float]] = None,
+              on_progress: Optional[progress_mod.Callback] = None,
+              interval: float = 5.0,
+              should_stop: Optional[Callable[[], bool]] = None,
+              nice: int = 0) -> float:
+    """Run convert commands at once, each under ``bounds``, as one
+    conversion: one progress (weighted by ``weights``), one wall-clock
+    timeout, and the first failure stops them all. Returns the elapsed
+    seconds or raises ConvertError (its stderr is for logs only)."""
     start = time.monotonic()
+    weights = list(weights or [1.0] * len(commands))
+    total_weight = float(sum(weights)) or 1.0
     throttle = progress_mod.Throttle(on_progress, interval)
-    parser = progress_mod.ProgressParser()
+    children: List[_Child] = []
     try:
-        proc = subprocess.Popen(runner.limited_command(command, bounds),
-                                stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE,
-                                env=runner.child_env(),
-                                start_new_session=True,
-                                preexec_fn=_child_setup(nice),
-                                close_fds=True)
-    except OSError as exc:
-        raise ConvertError("missing", "cannot run qemu-img: %s"
-                           % (exc.strerror or exc))
-    LOG.debug("qemu-img convert pid %d: %s", proc.pid, " ".join(command))
-    stderr_chunks: List[bytes] = []
+        for command, weight in zip(commands, weights):
+            children.append(_Child(spawn(command, bounds, nice), weight))
+            LOG.debug("qemu-img convert pid %d: %s", children[-1].proc.pid,
+                      " ".join(command))
+    except ConvertError:
+        _stop(children, killed=True)
+        raise
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ, "out")
-    sel.register(proc.stderr, selectors.EVENT_READ, "err")
-    open_streams = 2
+    for child in children:
+        sel.register(child.proc.stdout, selectors.EVENT_READ, (child, "out"))
+        sel.register(child.proc.stderr, selectors.EVENT_READ, (child, "err"))
     killed_for: Optional[str] = None
+    failed: Optional[_Child] = None
 
     def report(final: bool = False) -> None:
-        pct = parser.percent or 0.0
+        pct = sum((c.parser.percent or 0.0) * c.weight
+                  for c in children) / total_weight
         throttle(progress_mod.Progress(
             pct, int(total_bytes * pct / 100.0), total_bytes,
             time.monotonic() - start), final=final)
 
     try:
         report()
-        while open_streams:
+        while any(c.open_streams for c in children) and failed is None:
             remaining = bounds.timeout_seconds - (time.monotonic() - start)
             if remaining <= 0:
                 killed_for = "timeout"
@@ -223,57 +279,90 @@ def run(command: Sequence[str], bounds: runner.Limits, total_bytes: int,
                 killed_for = "cancelled"
                 break
             for key, _ in sel.select(timeout=min(1.0, remaining)):
+                child, stream = key.data
                 data = os.read(key.fileobj.fileno(), 65536)
                 if not data:
                     sel.unregister(key.fileobj)
-                    open_streams -= 1
+                    child.open_streams -= 1
+                    if not child.open_streams and _exit_status(
+                            child, remaining) not in (None, 0):
+                        failed = child
                     continue
-                if key.data == "out":
-                    parser.feed(data)
-                elif sum(len(c) for c in stderr_chunks) < 65536:
-                    stderr_chunks.append(data)
+                if stream == "out":
+                    child.parser.feed(data)
+                else:
+                    child.keep_stderr(data)
             report()
     finally:
         sel.close()
-        if killed_for or proc.poll() is None:
-            if killed_for:
-                _kill_group(proc)
-        try:
-            proc.wait(timeout=bounds.timeout_seconds if not killed_for
-                      else 10)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+        _stop(children, killed=bool(killed_for or failed),
+              wait_seconds=bounds.timeout_seconds)
     elapsed = time.monotonic() - start
-    stderr = b"".join(stderr_chunks).decode("utf-8", "replace")
     if killed_for == "timeout":
         raise ConvertError("timeout", "qemu-img convert did not finish "
                            "within %ds and was killed"
-                           % int(bounds.timeout_seconds), stderr=stderr)
+                           % int(bounds.timeout_seconds),
+                           stderr=_all_stderr(children))
     if killed_for == "cancelled":
         raise ConvertError("cancelled", "the conversion was cancelled",
-                           stderr=stderr)
-    rc = proc.returncode
+                           stderr=_all_stderr(children))
+    for child in ([failed] if failed else []) + children:
+        if child.proc.returncode != 0:
+            raise _failure(child, bounds)
+    for child in children:
+        child.parser.percent = 100.0
+    report(final=True)
+    return elapsed
+
+
+def _exit_status(child: _Child, timeout: float) -> Optional[int]:
+    """The exit status of a child whose output has closed (it is exiting);
+    None if it has not exited within ``timeout``."""
+    try:
+        return child.proc.wait(timeout=max(0.1, min(timeout, 10)))
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _stop(children: Sequence[_Child], killed: bool,
+          wait_seconds: float = 10) -> None:
+    """Reap every child; kill their process groups first when the
+    conversion is being abandoned."""
+    for child in children:
+        if killed and child.proc.poll() is None:
+            kill_group(child.proc)
+    for child in children:
+        try:
+            child.proc.wait(timeout=10 if killed else wait_seconds)
+        except subprocess.TimeoutExpired:
+            kill_group(child.proc)
+            child.proc.wait(timeout=10)
+        for stream in (child.proc.stdout, child.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _all_stderr(children: Sequence[_Child]) -> str:
+    return "\n".join(c.stderr_text for c in children if c.stderr)
+
+
+def _failure(child: _Child, bounds: runner.Limits) -> ConvertError:
+    rc = child.proc.returncode
+    stderr = child.stderr_text
     if rc < 0:
-        raise ConvertError(
+        return ConvertError(
             "limit" if -rc in (signal.SIGXCPU, signal.SIGXFSZ,
                                signal.SIGSEGV, signal.SIGABRT) else "killed",
             "qemu-img convert was killed by signal %d%s"
             % (-rc, _signal_hint(-rc, bounds)), returncode=rc, stderr=stderr)
-    if rc != 0:
-        kind = "failed"
-        if "failed to execute" in stderr:
-            kind = "missing"
-        elif "File too large" in stderr or "No space left" in stderr:
-            kind = "limit"
-        raise ConvertError(kind, "qemu-img convert exited with status %d%s"
-                           % (rc, _stderr_hint(stderr)), returncode=rc,
-                           stderr=stderr)
-    parser.percent = 100.0
-    report(final=True)
-    return elapsed
+    kind = "failed"
+    if "failed to execute" in stderr:
+        kind = "missing"
+    elif "File too large" in stderr or "No space left" in stderr:
+        kind = "limit"
+    return ConvertError(kind, "qemu-img convert exited with status %d%s"
+                        % (rc, _stderr_hint(stderr)), returncode=rc,
+                        stderr=stderr)
 
 
 def _signal_hint(signum: int, bounds: runner.Limits) -> str:
@@ -298,7 +387,7 @@ def _stderr_hint(stderr: str) -> str:
     return ""
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -48,6 +48,9 @@ class Settings:
     direct_io_threshold: int = 0       # 0: a quarter of MemAvailable
     sparse_size_kb: int = 4
     rate_limit_mb: int = 0
+    split_workers: int = 0             # 0: one per CPU, at most 4
+    split_min_data: int = 512 * units.Mi
+    qemu_nbd: str = "qemu-nbd"
     timeout_base_seconds: int = 120
     timeout_seconds_per_gb: int = 60
     address_space: int = 2048 * units.Mi
@@ -126,6 +129,9 @@ class Settings:
                 direct_io_threshold=g.direct_io_threshold_mb * units.Mi,
                 sparse_size_kb=g.sparse_size_kb,
                 rate_limit_mb=g.rate_limit_mb,
+                split_workers=g.split_workers,
+                split_min_data=g.split_min_data_mb * units.Mi,
+                qemu_nbd=g.qemu_nbd,
                 timeout_base_seconds=g.timeout_base_seconds,
                 timeout_seconds_per_gb=g.timeout_seconds_per_gb,
                 address_space=g.address_space_mb * units.Mi,

@@ -155,9 +155,10 @@ class ConvertImage(base.ImportPluginTask):
                               label, preflight.human(outcome.size),
                               preflight.human(outcome.virtual_size),
                               outcome.convert_seconds))
-        LOG.info("Image %s converted %s: %d -> %d bytes in %.2fs (cache %s)",
-                 self.image_id, label, source_size, outcome.size,
-                 outcome.convert_seconds, outcome.cache_mode)
+        LOG.info("Image %s converted %s: %d -> %d bytes in %.2fs (cache %s, "
+                 "%d process%s)", self.image_id, label, source_size,
+                 outcome.size, outcome.convert_seconds, outcome.cache_mode,
+                 outcome.processes, "es" if outcome.processes > 1 else "")
         return "file://" + dst
 
     def revert(self, result: Any = None, flow_failures: Any = None,
