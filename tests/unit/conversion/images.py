@@ -145,6 +145,35 @@ def pattern_image(path: str, size_mib: int, fmt: str = "raw") -> str:
     return path
 
 
+def split_sources(out: str) -> Dict[str, str]:
+    """48 MiB of data in a 64 MiB disk (a hole in the middle), stored
+    plain (qcow2) and compressed (zlib qcow2, streamOptimized VMDK): the
+    inputs of the split conversion."""
+    os.makedirs(out, exist_ok=True)
+    raw = os.path.join(out, "split-base.raw")
+    if not os.path.exists(raw):
+        with open(raw + ".tmp", "wb") as fh:
+            block = bytes(range(256)) * 4096
+            for i in range(64):
+                if 24 <= i < 40:
+                    fh.seek(MiB, os.SEEK_CUR)
+                else:
+                    fh.write(bytes([i]) + block[1:])
+            fh.truncate(64 * MiB)
+        os.replace(raw + ".tmp", raw)
+    found = {"raw": raw}
+    for name, args in (("qcow2", ["-O", "qcow2"]),
+                       ("qcow2_compressed", ["-c", "-O", "qcow2"]),
+                       ("vmdk_stream", ["-O", "vmdk", "-o",
+                                        "subformat=streamOptimized"])):
+        path = os.path.join(out, "split-%s.img" % name)
+        if not os.path.exists(path):
+            qemu_img("convert", "-f", "raw", *args, raw, path + ".tmp")
+            os.replace(path + ".tmp", path)
+        found[name] = path
+    return found
+
+
 def main(argv: List[str]) -> int:
     for sample in ensure(argv[1] if len(argv) > 1 else "conversion-images"
                          ).values():

@@ -48,25 +48,7 @@ def engine(tmp_path, **kw):
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
-    """48 MiB of data in a 64 MiB disk (a hole in the middle), stored
-    plain (qcow2) and compressed (zlib qcow2, streamOptimized VMDK)."""
-    d = tmp_path_factory.mktemp("split")
-    raw = str(d / "base.raw")
-    with open(raw, "wb") as fh:
-        block = bytes(range(256)) * 4096
-        for i in range(64):
-            if 24 <= i < 40:
-                fh.seek(MiB, os.SEEK_CUR)
-            else:
-                fh.write(bytes([i]) + block[1:])
-    out = {"raw": raw}
-    for name, args in (("qcow2", ["-O", "qcow2"]),
-                       ("qcow2_compressed", ["-c", "-O", "qcow2"]),
-                       ("vmdk_stream", ["-O", "vmdk", "-o",
-                                        "subformat=streamOptimized"])):
-        out[name] = str(d / (name + ".img"))
-        images.qemu_img("convert", "-f", "raw", *args, raw, out[name])
-    return out
+    return images.split_sources(str(tmp_path_factory.mktemp("split")))
 
 
 def limits():
