@@ -12,12 +12,12 @@
 
 """Split conversion inside a real glance-api.
 
-What this proves: with ``split_workers = 2`` a streamOptimized VMDK (to
-qcow2, through qemu-nbd) and a compressed qcow2 (to raw) imported with glance-direct are converted by two
-qemu-img processes (and, for qcow2, one qemu-nbd) from inside the Glance
-worker, reach ``active`` with the data Glance serves equal to the source
-(``qemu-img compare``), and leave nothing in staging and no process
-behind.
+What this proves: with ``split_workers = 2``, a streamOptimized VMDK (to
+qcow2, through one qemu-nbd) and a compressed qcow2 (to raw, at file
+offsets) imported with glance-direct are converted by two qemu-img
+processes from inside the Glance worker, reach ``active`` with the data
+Glance serves equal to the source (``qemu-img compare``), and leave
+nothing in staging and no process behind.
 """
 
 import pytest
