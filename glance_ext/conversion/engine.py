@@ -19,7 +19,8 @@ the argument:
 2. ``qemu-img measure`` + free space: refuse before writing a byte;
 3. a host-wide slot: at most ``max_concurrent`` conversions per host;
 4. the tuned, bounded ``qemu-img convert`` with progress, by several
-   processes at once for a large raw or qcow2 output (``split``);
+   processes at once when much of the source's data is stored
+   compressed and the output is raw or qcow2 (``split``);
 5. verification of the output (format, safety, virtual size, compare).
 On any failure the partial output is deleted here, so callers only ever
 see a complete, verified file or an exception.

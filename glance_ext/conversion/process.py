@@ -330,12 +330,12 @@ def _stop(children: Sequence[_Child], killed: bool,
     conversion is being abandoned."""
     for child in children:
         if killed and child.proc.poll() is None:
-            kill_group(child.proc)
+            runner.kill_group(child.proc)
     for child in children:
         try:
             child.proc.wait(timeout=10 if killed else wait_seconds)
         except subprocess.TimeoutExpired:
-            kill_group(child.proc)
+            runner.kill_group(child.proc)
             child.proc.wait(timeout=10)
         for stream in (child.proc.stdout, child.proc.stderr):
             if stream is not None:
@@ -385,13 +385,3 @@ def _stderr_hint(stderr: str) -> str:
     if "File too large" in stderr:
         return " (output grew past the measured size)"
     return ""
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        try:
-            proc.kill()
-        except ProcessLookupError:
-            pass

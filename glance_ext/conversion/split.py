@@ -48,7 +48,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import Iterator, List, Optional, Sequence
+from typing import ContextManager, Iterator, List, Optional, Sequence
 
 from oslo_log import log as logging
 from oslo_utils import units
@@ -116,7 +116,7 @@ def map_data(qemu_img: str, src: str, source_format: str,
     except process.ConvertError as exc:
         LOG.info("qemu-img map could not run (%s); not splitting", exc)
         return None
-    watchdog = threading.Timer(limits.timeout_seconds, process.kill_group,
+    watchdog = threading.Timer(limits.timeout_seconds, runner.kill_group,
                                (proc,))
     watchdog.start()
     entries = 0
@@ -126,7 +126,7 @@ def map_data(qemu_img: str, src: str, source_format: str,
             if entries > MAP_ENTRY_LIMIT:
                 LOG.info("%s has more than %d extents; not splitting",
                          src, MAP_ENTRY_LIMIT)
-                process.kill_group(proc)
+                runner.kill_group(proc)
                 return None
             text = line.strip().lstrip(b"[").rstrip(b"],")
             if not text:
@@ -139,7 +139,7 @@ def map_data(qemu_img: str, src: str, source_format: str,
                     found.compressed_bytes += length
     except (ValueError, KeyError, TypeError) as exc:
         LOG.info("unexpected qemu-img map output (%s); not splitting", exc)
-        process.kill_group(proc)
+        runner.kill_group(proc)
         return None
     finally:
         watchdog.cancel()
@@ -248,30 +248,30 @@ def convert(qemu: runner.QemuImg, qemu_nbd: str, src: str,
     start = time.monotonic()
     rate = -(-tuning.rate_limit_mb // len(ranges)) \
         if tuning.rate_limit_mb else 0
-    weights = [r.length for r in ranges]
     if target_format == "raw":
+        # Each process writes its range of the file itself.
         with open(dst, "wb") as fh:
             fh.truncate(virtual_size)
-        commands = [worker_command(qemu.binary, source_spec(src,
-                                                            source_format, r),
-                                   file_target_spec(dst, r), tuning,
-                                   tuning.cache_mode, rate) for r in ranges]
-        process.run_group(commands, bounds, virtual_size, weights=weights,
-                          on_progress=on_progress, interval=interval,
-                          should_stop=should_stop, nice=tuning.nice)
-        return time.monotonic() - start
-    options = ["-o", ",".join(create_options)] if create_options else []
-    qemu.run(["create", "-q", "-f", formats.to_qemu(target_format)]
-             + options + [dst, str(virtual_size)],
-             limits=runner.Limits(timeout_seconds=60,
-                                  file_size_bytes=bounds.file_size_bytes))
-    with nbd_export(qemu_nbd, dst, target_format, tuning.cache_mode,
-                    len(ranges), bounds, tuning.nice) as socket_path:
-        commands = [worker_command(qemu.binary, source_spec(src,
-                                                            source_format, r),
-                                   nbd_target_spec(socket_path, r), tuning,
-                                   None, rate) for r in ranges]
-        process.run_group(commands, bounds, virtual_size, weights=weights,
+        output: ContextManager[Optional[str]] = contextlib.nullcontext()
+    else:
+        options = ["-o", ",".join(create_options)] if create_options else []
+        qemu.run(["create", "-q", "-f", formats.to_qemu(target_format)]
+                 + options + [dst, str(virtual_size)],
+                 limits=runner.Limits(timeout_seconds=60,
+                                      file_size_bytes=bounds.file_size_bytes))
+        output = nbd_export(qemu_nbd, dst, target_format, tuning.cache_mode,
+                            len(ranges), bounds, tuning.nice)
+    with output as socket_path:
+        commands = [
+            worker_command(
+                qemu.binary, source_spec(src, source_format, r),
+                nbd_target_spec(socket_path, r) if socket_path
+                else file_target_spec(dst, r),
+                # qemu-nbd applies the cache mode to a served output
+                tuning, None if socket_path else tuning.cache_mode, rate)
+            for r in ranges]
+        process.run_group(commands, bounds, virtual_size,
+                          weights=[r.length for r in ranges],
                           on_progress=on_progress, interval=interval,
                           should_stop=should_stop, nice=tuning.nice)
     return time.monotonic() - start
@@ -302,7 +302,7 @@ def nbd_export(qemu_nbd: str, path: str, image_format: str, cache_mode: str,
             time.sleep(0.01)
         yield socket_path
     except BaseException:
-        process.kill_group(proc)
+        runner.kill_group(proc)
         proc.wait(timeout=10)
         raise
     else:
@@ -310,7 +310,7 @@ def nbd_export(qemu_nbd: str, path: str, image_format: str, cache_mode: str,
         try:
             rc = proc.wait(timeout=max(30.0, bounds.timeout_seconds / 10))
         except subprocess.TimeoutExpired:
-            process.kill_group(proc)
+            runner.kill_group(proc)
             proc.wait(timeout=10)
             rc = None
         if rc != 0:

@@ -27,7 +27,6 @@ child side; ``run`` is the parent side.
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -69,13 +68,6 @@ def _failed(path: str, disk_format: str, message: str,
             "notes": [], "bytes_read": None, "elapsed": round(elapsed, 4)}
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def run(path: str, disk_format: str,
         settings: WorkerSettings) -> Dict[str, Any]:
     """Inspect ``path`` in a limited worker; always returns a report dict."""
@@ -106,7 +98,7 @@ def run(path: str, disk_format: str,
             env_variables=env, log_errors=processutils.LOG_FINAL_ERROR)
     except subprocess.TimeoutExpired:
         for proc in procs:
-            _kill_group(proc.pid)
+            runner.kill_group(proc)
             proc.wait()
         return _failed(path, disk_format,
                        "the inspection did not finish within %ss and was "
@@ -115,7 +107,7 @@ def run(path: str, disk_format: str,
     finally:
         for proc in procs:
             # qemu-nbd is in the worker's session: never leave it behind.
-            _kill_group(proc.pid)
+            runner.kill_group(proc)
     elapsed = time.monotonic() - start
     returncode = procs[0].returncode if procs else 0
     if returncode < 0:

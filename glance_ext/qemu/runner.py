@@ -258,6 +258,19 @@ def _parse_json(text: str, what: str) -> Dict[str, Any]:
     return data
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the process group ``proc`` leads (it was started with
+    ``start_new_session``/``setsid``), so helpers it started (qemu-nbd, a
+    qemu-img behind ionice) go with it; ``proc`` alone if it leads none."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+
+
 def _kill(proc: subprocess.Popen) -> None:
     try:
         os.kill(proc.pid, signal.SIGKILL)
