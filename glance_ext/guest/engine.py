@@ -23,6 +23,7 @@ import resource
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from glance_ext import exceptions
 from glance_ext.guest import checks as checks_mod
 from glance_ext.guest import disk as disk_mod
 from glance_ext.guest import drivers as drivers_mod
@@ -47,6 +48,10 @@ class InspectionError(Exception):
     """The image cannot be inspected at all (bad format, unsafe, missing)."""
 
 
+class QemuImgUnavailable(InspectionError, exceptions.ToolUnavailable):
+    """qemu-img cannot be run on this host: not the image's fault."""
+
+
 def _precheck(path: str, disk_format: str) -> Optional[int]:
     """Refuse containers that would make qemu open a second file."""
     if disk_format in disk_mod.RAW_FORMATS:
@@ -59,9 +64,9 @@ def _precheck(path: str, disk_format: str) -> Optional[int]:
         info = qemu_img.info(path, disk_format)
     except runner.QemuImgError as exc:
         if exc.kind == "missing":
-            raise InspectionError("qemu-img is needed to inspect %s images: "
-                                  "%s (install qemu-utils)"
-                                  % (disk_format, exc))
+            raise QemuImgUnavailable("qemu-img is needed to inspect %s "
+                                     "images: %s; %s"
+                                     % (disk_format, exc, exc.fix))
         raise InspectionError("qemu-img cannot read the image as %s (%s); "
                               "check its disk_format" % (disk_format, exc))
     if info.get("backing-filename"):

@@ -45,6 +45,12 @@ class GuestReport:
         return not self._data.get("error")
 
     @property
+    def tool_unavailable(self) -> bool:
+        """The host could not run the inspection (a tool is missing or
+        unusable): an environment fault, not a property of the image."""
+        return self._data.get("error_kind") == "tool_unavailable"
+
+    @property
     def os(self) -> Dict[str, Any]:
         return self._data.get("os") or {}
 

@@ -32,6 +32,8 @@ import sys
 import time
 from typing import Any, Dict, List
 
+from glance_ext import exceptions
+
 # The child side imports only what the engine needs: each import here is
 # paid on every inspection (oslo_concurrency and oslo_log are imported in
 # ``run``, the parent side, only).
@@ -61,9 +63,15 @@ class WorkerSettings:
                    group.qemu_nbd, group.max_file_kb, group.max_dir_entries)
 
 
+# ``error_kind`` of a report whose inspection the host could not run (a
+# tool missing or unusable): an environment fault, not the image's.
+TOOL_UNAVAILABLE = "tool_unavailable"
+
+
 def _failed(path: str, disk_format: str, message: str,
-            elapsed: float) -> Dict[str, Any]:
+            elapsed: float, kind: str = "") -> Dict[str, Any]:
     return {"path": path, "disk_format": disk_format, "error": message,
+            "error_kind": kind,
             "os": {"os_type": "unknown"}, "checks": [], "partitions": [],
             "notes": [], "bytes_read": None, "elapsed": round(elapsed, 4)}
 
@@ -76,7 +84,7 @@ def run(path: str, disk_format: str,
 
     from glance_ext.qemu import runner
 
-    python = runner.interpreter()
+    python = runner.interpreter()      # InterpreterUnusable: the host's
     cmd = [python, "-m", "glance_ext.guest.worker",
            "--disk-format", disk_format,
            "--budget-mb", str(settings.read_budget_mb),
@@ -96,6 +104,12 @@ def run(path: str, disk_format: str,
             timeout=settings.timeout_seconds, check_exit_code=False,
             preexec_fn=os.setsid, on_execute=procs.append,
             env_variables=env, log_errors=processutils.LOG_FINAL_ERROR)
+    except OSError as exc:
+        raise exceptions.ToolUnavailable(
+            tool="the guest inspection worker", reason="cannot run %s: %s"
+            % (python, exc.strerror or exc),
+            fix="set [wsgi] python_interpreter to the Python of Glance's "
+                "environment")
     except subprocess.TimeoutExpired:
         for proc in procs:
             runner.kill_group(proc)
@@ -151,7 +165,9 @@ def main(argv=None) -> int:
             max_dir_entries=args.max_dir_entries)
     except (engine.InspectionError, disk_mod.DiskError) as exc:
         report = _failed(args.path, args.disk_format, str(exc),
-                         time.monotonic() - start)
+                         time.monotonic() - start,
+                         TOOL_UNAVAILABLE if isinstance(
+                             exc, exceptions.ToolUnavailable) else "")
     json.dump(report, sys.stdout)
     sys.stdout.flush()
     return 0

@@ -34,6 +34,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow.patterns import linear_flow as lf
 
+from glance_ext import exceptions
 from glance_ext import guest
 from glance_ext.injection import catalog_check
 from glance_ext.injection import discovered as discovered_mod
@@ -197,6 +198,12 @@ class InjectProperties(base.ImportPluginTask):
             report = guest.inspect_guest(path, disk_format, conf=CONF)
         except guest.GuestInspectionError as exc:
             return {}, str(exc)
+        except exceptions.ToolUnavailable as exc:
+            raise base.PluginFailure("glance_ext_inject cannot run on this "
+                                     "Glance host: %s" % exc)
+        if report.tool_unavailable:
+            raise base.PluginFailure("glance_ext_inject cannot run on this "
+                                     "Glance host: %s" % report.get("error"))
         data = report.to_dict()
         if not report.ok:
             return data, str(data.get("error"))
