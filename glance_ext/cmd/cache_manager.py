@@ -14,10 +14,20 @@
 
 Reads nova.conf as is: without ``--config-file`` oslo.config looks for
 nova's own files (``/etc/nova/nova.conf`` ...), so on a compute node the
-manager sees the same instances_path, cache name and ages as nova.
+manager sees the same instances_path, cache name and ages as nova. The
+shared options (``--config-file``, ``--config-dir``, ``--log-file``,
+``--log-dir``, ``--debug``, ``--version``) work before or after the
+sub-command, as in ``glance-ext`` (``glance_ext.cmd.common``).
+
+Exit status: 0 done; 1 failed; 2 usage or configuration error (including
+an instances path that does not exist); 3 (``run --once`` and ``report``)
+removal was blocked: something was due for removal but a safety check
+kept it (a stale host on shared storage, nova still removing, an
+unreadable disk), see the report's blocking reasons.
 """
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -32,6 +42,7 @@ from glance_ext.cache_manager import metrics as metrics_mod
 from glance_ext.cache_manager import options
 from glance_ext.cache_manager import quarantine as quarantine_mod
 from glance_ext.cache_manager import report
+from glance_ext.cmd import common
 
 LOG = logging.getLogger(__name__)
 PROG = 'glance-ext-cache-manager'
@@ -39,6 +50,11 @@ PROG = 'glance-ext-cache-manager'
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_BLOCKED = 3
+CONFIG_HELP = ("nova.conf (repeatable); default: nova's own config files "
+               "(/etc/nova/nova.conf ...)")
+EPILOG = ("exit status: 0 done, 1 failed, 2 usage or configuration error, "
+          "3 removal blocked (run --once, report)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,12 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep nova's _base image cache within nova's aging "
                     "policy without removing a base any disk still uses. "
                     "Run it with nova's [image_cache] "
-                    "remove_unused_base_images = False.")
-    p.add_argument('--config-file', action='append', default=[],
-                   help='nova.conf (repeatable); default: nova\'s own '
-                        'config files')
-    p.add_argument('--config-dir', action='append', default=[])
-    p.add_argument('--debug', action='store_true')
+                    "remove_unused_base_images = False.", epilog=EPILOG)
+    common.add_options(p, config_help=CONFIG_HELP)
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
     sub.required = True
     run = sub.add_parser('run', help='run passes (daemon unless --once)')
@@ -71,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                      default='table')
     res = sub.add_parser('restore', help='put a quarantined file back')
     res.add_argument('name')
+    for child in (run, rep, res):
+        child.epilog = EPILOG
+        common.add_options(child, sub=True, config_help=CONFIG_HELP)
     return p
 
 
@@ -81,20 +96,16 @@ def load_config(args: argparse.Namespace) -> cfg.ConfigOpts:
     # Logs go to stderr unless nova.conf names a log file: stdout carries
     # the report, which must stay parseable JSON.
     conf.set_default('use_stderr', True)
-    oslo_args = []
-    for f in args.config_file:
-        oslo_args += ['--config-file', f]
-    for d in args.config_dir:
-        oslo_args += ['--config-dir', d]
-    if args.debug:
-        oslo_args.append('--debug')
-    conf(oslo_args, project='nova', prog=PROG)
+    conf(common.oslo_args(args), project='nova', prog=PROG)
     # oslo.config checks values only when they are read: read ours now so
     # a bad value is reported before anything is done.
     for group, opts in options.list_opts():
         node = conf if str(group) == 'DEFAULT' else conf[str(group)]
         for opt in opts:
             getattr(node, opt.dest)
+    if conf.log_dir and not conf.log_file:
+        # oslo.log would name the file after argv[0].
+        conf.set_override('log_file', PROG + '.log')
     logging.setup(conf, PROG)
     return conf
 
@@ -159,24 +170,47 @@ def _one_pass(conf, cp, metrics, args) -> cachepass.PassResult:
     return result
 
 
+def _no_instances_path(conf: cfg.ConfigOpts) -> Optional[str]:
+    """The usage error when there is nothing nova-like to manage."""
+    if os.path.isdir(conf.instances_path):
+        return None
+    found = ', '.join(conf.config_file) or 'none found'
+    return ('instances path %s does not exist (config files: %s): pass '
+            'nova.conf with --config-file, or set [DEFAULT] instances_path '
+            '(or state_path) to where nova keeps instances'
+            % (conf.instances_path, found))
+
+
+def _status(result: cachepass.PassResult) -> int:
+    return EXIT_BLOCKED if result.blocked_reasons else EXIT_OK
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = common.merge(build_parser().parse_args(argv))
+    problem = common.missing_config(args)
+    if problem:
+        print('%s: error: %s' % (PROG, problem), file=sys.stderr)
+        return EXIT_USAGE
     try:
         conf = load_config(args)
     except cfg.Error as exc:
         print('configuration error: %s' % exc, file=sys.stderr)
+        return EXIT_USAGE
+    problem = _no_instances_path(conf)
+    if problem:
+        print('%s: error: %s' % (PROG, problem), file=sys.stderr)
         return EXIT_USAGE
     try:
         if args.command == 'restore':
             return _restore(conf, args.name)
         cp = cachepass.CachePass(conf)
         if args.command == 'report':
-            _print(cp.run(dry_run=True), args.format)
-            return EXIT_OK
+            result = cp.run(dry_run=True)
+            _print(result, args.format)
+            return _status(result)
         metrics = metrics_mod.Metrics()
         if args.once or args.dry_run:
-            _one_pass(conf, cp, metrics, args)
-            return EXIT_OK
+            return _status(_one_pass(conf, cp, metrics, args))
         return _daemon(conf, cp, metrics, args)
     except quarantine_mod.QuarantineError as exc:
         print('error: %s' % exc, file=sys.stderr)

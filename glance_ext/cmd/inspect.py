@@ -22,11 +22,12 @@ import json
 import logging
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from oslo_config import cfg
 
 from glance_ext import guest as guest_mod
+from glance_ext.cmd import common
 from glance_ext.inspection import engine as engine_mod
 from glance_ext.inspection import options
 from glance_ext.inspection import policy as policy_mod
@@ -52,11 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the disk_format the image would be uploaded "
                              "with (default: accept what is detected)")
     parser.add_argument("--container-format", metavar="C", default="bare")
-    parser.add_argument("--config-file", metavar="PATH", action="append",
-                        default=[],
-                        help="read [%s] from this file (e.g. Glance's "
-                             "glance-image-import.conf); repeatable"
-                             % options.GROUP)
     parser.add_argument("--property", metavar="KEY=VALUE", action="append",
                         default=[], help="an image property (for "
                                          "require_signature); repeatable")
@@ -64,16 +60,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="skip the look inside the guest (OS, "
                              "architecture, firmware, Image Guide checks) "
                              "that follows an accepted verdict")
-    parser.add_argument("--debug", action="store_true",
-                        help="log every step to stderr")
     parser.set_defaults(func=run)
 
 
-def load_policy(config_files: List[str]) -> policy_mod.Policy:
+def load_policy(config_files: List[str],
+                config_dirs: Sequence[str] = ()) -> policy_mod.Policy:
+    """The policy of ``[glance_ext_validate]`` in Glance's config files
+    (``--config-file``/``--config-dir``, e.g. glance-image-import.conf)."""
     conf = cfg.ConfigOpts()
     options.register_opts(conf)
     conf(args=[], project="glance", default_config_files=config_files,
-         default_config_dirs=[])
+         default_config_dirs=list(config_dirs))
     return policy_mod.Policy.from_conf(conf)
 
 
@@ -83,16 +80,11 @@ def _usage(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.debug:
-        logging.basicConfig(level=logging.DEBUG)
-    else:
+    if not common.wants_logging(args):
         # The verdict is the output; library warnings would repeat it.
         logging.getLogger().addHandler(logging.NullHandler())
     if not os.path.isfile(args.file):
         return _usage("%s is not a readable file" % args.file)
-    for path in args.config_file:
-        if not os.path.isfile(path):
-            return _usage("config file %s not found" % path)
     if args.claimed_format and \
             args.claimed_format not in policy_mod.KNOWN_FORMATS | {
                 "ami", "aki", "ari", "ploop"}:
@@ -104,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             return _usage("--property wants KEY=VALUE, got %r" % item)
         props[key] = value
     try:
-        policy = load_policy(args.config_file)
+        policy = load_policy(args.config_file, args.config_dir)
     except (policy_mod.PolicyError, cfg.Error) as exc:
         return _usage(str(exc))
     try:

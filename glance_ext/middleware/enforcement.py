@@ -75,16 +75,31 @@ class Settings:
                         "ignored", ", ".join(unknown))
 
 
-def _plain_error(status: int, title: str, message: str) -> webob.Response:
-    """An error in the plain-text shape of Glance's own webob errors.
+def error_response(request: webob.Request, status: int, title: str,
+                   message: str) -> webob.Response:
+    """An error in the shape Glance's own errors have for this client.
 
-    webob.exc would pick its HTML template for clients that send no
-    Accept header (the glance CLI), and the CLI then shows the message
-    with its quotes HTML-escaped.
+    Glance answers a client that accepts JSON (openstacksdk and so
+    openstackclient send ``Accept: application/json``) with webob's JSON
+    body ``{"message", "code", "title"}``, which openstacksdk shows. Any
+    other client (the glance CLI sends no Accept header) gets plain text:
+    Glance itself would send webob's HTML page there, which the glance CLI
+    strips of tags but shows with its quotes HTML-escaped; and a JSON body
+    at the root level breaks the glance CLI's error parser (it expects
+    nested objects).
     """
+    code = "%d %s" % (status, title)
+    # No Accept header or */*: the first offer, plain text.
+    offers = request.accept.acceptable_offers(["text/plain",
+                                               "application/json"])
+    if offers and offers[0][0] == "application/json":
+        return webob.Response(status=status, charset="utf-8",
+                              content_type="application/json",
+                              json_body={"message": message, "code": code,
+                                         "title": title})
     return webob.Response(status=status, content_type="text/plain",
                           charset="utf-8",
-                          text="%d %s\n\n%s\n\n" % (status, title, message))
+                          text="%s\n\n%s\n\n" % (code, message))
 
 
 class MetadefsEnforcement:
@@ -115,8 +130,8 @@ class MetadefsEnforcement:
                                self.settings.resource_type)
         if rules is None:
             if self.settings.fail_closed:
-                return _plain_error(
-                    503, "Service Unavailable",
+                return error_response(
+                    request, 503, "Service Unavailable",
                     "Image properties cannot be checked: the metadefs "
                     "catalog could not be read (%s). Try again later."
                     % self.cache.last_error)
@@ -140,7 +155,7 @@ class MetadefsEnforcement:
         message = " ".join(v.message for v in violations)
         LOG.info("glance_ext metadefs enforcement refused %s %s: %s",
                  request.method, request.path_info, message)
-        return _plain_error(400, "Bad Request", message)
+        return error_response(request, 400, "Bad Request", message)
 
 
 def filter_factory(global_conf: Mapping[str, str],

@@ -40,7 +40,7 @@ from tests import cache_manager_trees as trees
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
-MANAGER = [sys.executable, '-m', 'glance_ext.cache_manager.cli']
+MANAGER = [sys.executable, '-m', 'glance_ext.cmd.cache_manager']
 STANDIN = [sys.executable, '-m',
            'tests.functional.cache_manager.nova_standins']
 DAY = trees.DAY

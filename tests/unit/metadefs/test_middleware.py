@@ -231,3 +231,32 @@ def test_follows_glance_paging(shipped_catalog, monkeypatch):
     assert catalog.namespaces() == shipped_catalog.namespaces()
     # 3 pages of names, then one GET per namespace
     assert downstream.metadefs_calls == 3 + len(shipped_catalog.documents)
+
+
+def test_error_body_follows_the_accept_header_as_glance_does(
+        shipped_catalog):
+    # openstacksdk (openstackclient) sends Accept: application/json and
+    # shows only a JSON message; the glance CLI sends no Accept header and
+    # parses a JSON body as nested objects, so it gets plain text.
+    app, _, _ = _app(shipped_catalog)
+    for accept, expected in ((None, "text/plain"), ("*/*", "text/plain"),
+                             ("application/json", "application/json"),
+                             ("text/html;q=0.9, application/json",
+                              "application/json")):
+        req = webob.Request.blank("/v2/images", method="POST",
+                                  body=json.dumps(
+                                      {"hw_disk_bus": "foo"}).encode(),
+                                  content_type="application/json")
+        if accept:
+            req.headers["Accept"] = accept
+        req.environ["webob.adhoc_attrs"] = {"context": "ctx"}
+        resp = req.get_response(app)
+        assert resp.status_int == 400
+        assert resp.content_type == expected, accept
+        if expected == "application/json":
+            body = resp.json
+            assert body["code"] == "400 Bad Request"
+            assert body["title"] == "Bad Request"
+            assert "'hw_disk_bus'" in body["message"]
+        else:
+            assert "'hw_disk_bus'" in resp.text
