@@ -41,11 +41,10 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+from glance_ext.guest import inspect_guest
+from glance_ext.testing.guest import disks
 
-from glance_ext.guest import inspect_guest  # noqa: E402
-from tests.guest import disks  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def ours(path: str, fmt: str, repeat: int):
@@ -107,7 +106,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--peer-images", default="ubuntu-gpt,rhel-lvm,"
                         "win2k22-gpt",
-                        help="images (tests/guest/disks.py SPECS) for the "
+                        help="images (glance_ext/testing/guest/disks.py SPECS) for the "
                              "virt-inspector comparison; empty to skip")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()

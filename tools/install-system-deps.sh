@@ -2,12 +2,15 @@
 # Licensed under the Apache License, Version 2.0; see LICENSE.
 #
 # Installs the system packages glance_ext needs when they are missing:
-#   qemu-utils   (qemu-img; always)
+#   always (the plugins, and `make demo`):
+#   qemu-utils   (qemu-img, qemu-nbd)
+#   e2fsprogs dosfstools mtools fdisk
+#                (the demo builds Ubuntu and Debian guest images with them)
 #   with --test, what the test suites need on top:
 #   postgresql   (server binaries: a throwaway cluster for concurrent imports)
 #   osinfo-db    (libosinfo's database: the os_distro drift test of metadefs)
-#   e2fsprogs dosfstools mtools fdisk xfsprogs ntfs-3g lvm2
-#                (the guest-image builders of tests/guest/)
+#   xfsprogs ntfs-3g lvm2 btrfs-progs
+#                (the other guest-image builders of glance_ext/testing/guest/)
 # Uses apt-get as root; otherwise says exactly what to install and fails.
 set -euo pipefail
 
@@ -15,19 +18,23 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 missing=()
-command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
+need() {   # need TOOL:PACKAGE ...: the package of each tool not found
+    local pair tool pkg
+    for pair in "$@"; do
+        tool=${pair%%:*}; pkg=${pair#*:}
+        PATH="$PATH:/sbin:/usr/sbin" command -v "$tool" >/dev/null 2>&1 \
+            || missing+=("$pkg")
+    done
+}
+need qemu-img:qemu-utils mke2fs:e2fsprogs mkfs.vfat:dosfstools \
+    mcopy:mtools sfdisk:fdisk
 if [ "$want_test" = 1 ]; then
     if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
             && ! command -v initdb >/dev/null 2>&1; then
         missing+=(postgresql)
     fi
     [ -d /usr/share/osinfo/os ] || missing+=(osinfo-db)
-    for pair in mke2fs:e2fsprogs mkfs.vfat:dosfstools mcopy:mtools \
-            sfdisk:fdisk mkfs.xfs:xfsprogs mkntfs:ntfs-3g pvck:lvm2; do
-        tool=${pair%%:*}; pkg=${pair#*:}
-        PATH="$PATH:/sbin:/usr/sbin" command -v "$tool" >/dev/null 2>&1 \
-            || missing+=("$pkg")
-    done
+    need mkfs.xfs:xfsprogs mkntfs:ntfs-3g pvck:lvm2 mkfs.btrfs:btrfs-progs
 fi
 [ "${#missing[@]}" = 0 ] && exit 0
 

@@ -36,7 +36,7 @@ import time
 
 import pytest
 
-from tests import cache_manager_trees as trees
+from glance_ext.testing import cache_manager_trees as trees
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))

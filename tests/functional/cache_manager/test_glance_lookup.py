@@ -26,7 +26,7 @@ import sys
 
 import pytest
 
-from tests import cache_manager_trees as trees
+from glance_ext.testing import cache_manager_trees as trees
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))

@@ -34,9 +34,9 @@ from glance_ext.guest import inspect_guest
 from glance_ext.guest import options as guest_options
 from glance_ext.injection import options
 from glance_ext.plugins import inject
-from tests.guest import disks
-from tests.unit.plugin_doubles import IMAGE_ID, FakeActionWrapper, FakeImage
-from tests.unit.injection import windows_disks
+from glance_ext.testing.guest import disks
+from glance_ext.testing.plugin_doubles import IMAGE_ID, FakeActionWrapper, FakeImage
+from glance_ext.testing import windows_disks
 
 
 class FakeRepo:

@@ -30,7 +30,7 @@ from glance_ext.inspection import detection
 from glance_ext.inspection.engine import Engine, check_format, classify
 from glance_ext.inspection.policy import Policy
 from glance_ext.inspection.report import Report
-from tests.corpus import generate
+from glance_ext.testing import corpus as generate
 
 SEEDS = ["good_qcow2", "good_vmdk", "good_vmdk_stream", "good_vhdx",
          "good_vhd", "good_vdi", "iso_hybrid_gpt", "gpt_pmbr",

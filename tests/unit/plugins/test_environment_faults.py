@@ -39,7 +39,7 @@ from glance_ext.plugins import convert
 from glance_ext.plugins import inject
 from glance_ext.plugins import validate
 from glance_ext.qemu import runner
-from tests.unit.plugin_doubles import FakeActionWrapper, FakeImage
+from glance_ext.testing.plugin_doubles import FakeActionWrapper, FakeImage
 
 UWSGI = shutil.which("true")      # any binary that is not a Python
 

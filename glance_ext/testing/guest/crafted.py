@@ -23,8 +23,8 @@ import os
 import shutil
 import tempfile
 
-from tests.guest import disks
-from tests.guest import trees
+from glance_ext.testing.guest import disks
+from glance_ext.testing.guest import trees
 
 MiB = disks.MiB
 

@@ -16,7 +16,7 @@ Every input the validate plugin accepts, made from one small raw disk with
 known data, so a test can prove a conversion kept the guest bytes with
 ``qemu-img compare``. ``ensure(dir)`` builds them once per directory.
 
-    python -m tests.unit.conversion.images OUT_DIR
+    python -m glance_ext.testing.images OUT_DIR
 """
 
 import dataclasses
@@ -26,7 +26,7 @@ import subprocess
 import sys
 from typing import Dict, List
 
-from tests.corpus.generate import iso_bytes
+from glance_ext.testing.corpus import iso_bytes
 
 MiB = 1024 * 1024
 VIRTUAL_SIZE = 4 * MiB

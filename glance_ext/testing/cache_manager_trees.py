@@ -165,6 +165,25 @@ IMG = {k: sha1('image-%s' % k) for k in (
     'shared_other_host', 'symlinked')}
 
 
+def make_conf(tree: Tree, **overrides):
+    """Config as the CLI builds it, with nova's removal off by default;
+    ``group__name=value`` overrides an option."""
+    from oslo_config import cfg
+
+    from glance_ext.cache_manager import options
+
+    conf = cfg.ConfigOpts()
+    options.register_opts(conf)
+    conf([], project='glance-ext-test', default_config_files=[])
+    conf.set_override('instances_path', tree.instances)
+    conf.set_override('host', 'testhost')
+    conf.set_override('remove_unused_base_images', False, 'image_cache')
+    for key, value in overrides.items():
+        group, _, name = key.rpartition('__')
+        conf.set_override(name, value, group or None)
+    return conf
+
+
 def build_standard_tree(root: str) -> Tree:
     """A tree with each case nova loses, and the plain ones."""
     t = Tree(root)

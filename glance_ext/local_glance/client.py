@@ -180,24 +180,28 @@ class LocalGlance(object):
         return self.api("/v2/images/%s/tasks" % image_id)["tasks"]
 
     def wait_import(self, image_id: str, timeout: float = 180) -> Dict:
-        """Wait until the import succeeded or its task failed."""
+        """Wait until the image's import is over, either way.
+
+        The import task's end is what counts: Glance makes the image
+        active inside the store upload, before its own tasks delete the
+        staged data and drop the lock, so "active" alone can be seen while
+        staging still holds our files. The task ends after all of that,
+        and after a failed flow has reverted (the image is then final:
+        queued after a correct revert, ``importing`` for good when no
+        revert cleaned up). Glance creates the task before the import call
+        returns, so after a retry the new task is pending or processing
+        until its import ends; task times have whole-second resolution,
+        hence "no task still running" rather than "the newest task".
+        """
         deadline = time.monotonic() + timeout
         image: Dict = {}
         while time.monotonic() < deadline:
+            tasks = self.api_tasks(image_id)
+            running = [t for t in tasks
+                       if t["status"] in ("pending", "processing")]
             image = self.image(image_id)
-            # Glance makes the image active after the first store; the
-            # import has finished when no store is left to import to.
-            if image["status"] == "active" and \
-                    not image.get("os_glance_importing_to_stores"):
+            if tasks and not running:
                 return image
-            # Glance marks the task failed after the flow has reverted,
-            # so the image is final by then (queued after a correct
-            # revert; `importing` for good when no revert cleaned up).
-            # After a retry the newest task is the one that counts.
-            tasks = sorted(self.api_tasks(image_id),
-                           key=lambda t: t["created_at"])
-            if tasks and tasks[-1]["status"] == "failure":
-                return self.image(image_id)
             time.sleep(0.5)
         raise AssertionError("import of %s not finished in %ss; last image "
                              "state: %s\nlog tail:\n%s"

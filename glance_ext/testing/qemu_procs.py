@@ -10,32 +10,50 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Finding the qemu-img processes a test started, from /proc.
+"""Finding the processes a test started (qemu-img above all), from /proc.
 
 Tests that kill, throttle or count conversions need the real processes;
 a marker (a path or an image id in the command line) tells ours apart.
 """
 
 import os
-from typing import List, Optional
+import subprocess
+from typing import Iterator, List, Optional, Tuple
+
+
+def _cmdlines() -> Iterator[Tuple[int, List[bytes]]]:
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                yield int(pid), fh.read().split(b"\0")
+        except OSError:
+            continue
 
 
 def qemu_img_pids(marker: str, subcommand: Optional[str] = "convert"
                   ) -> List[int]:
     """Pids of live ``qemu-img [subcommand]`` whose arguments hold marker."""
     pids = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as fh:
-                cmd = fh.read().split(b"\0")
-        except OSError:
-            continue
+    for pid, cmd in _cmdlines():
         if not cmd or not cmd[0].endswith(b"qemu-img"):
             continue
         if subcommand and subcommand.encode() not in cmd:
             continue
         if any(marker.encode() in arg for arg in cmd):
-            pids.append(int(pid))
+            pids.append(pid)
     return pids
+
+
+def pids_naming(text: str) -> List[int]:
+    """Pids of every live process whose command line holds ``text``."""
+    return [pid for pid, cmd in _cmdlines()
+            if any(text.encode() in arg for arg in cmd)]
+
+
+def same_guest_data(a: str, format_a: str, b: str, format_b: str) -> bool:
+    """``qemu-img compare``: both images hold the same guest data."""
+    return subprocess.run(["qemu-img", "compare", "-f", format_a, "-F",
+                           format_b, a, b], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE).returncode == 0

@@ -12,7 +12,7 @@
 
 """Windows test disks with and without virtio drivers.
 
-The guest builders (tests/guest/disks.py) make Windows system volumes
+The guest builders (glance_ext/testing/guest/disks.py) make Windows system volumes
 without drivers; these variants add ``System32/drivers`` (always present on
 a real Windows) and, as asked, the virtio driver files, then build the same
 GPT layout through the same builder. Cached next to the other guest
@@ -23,8 +23,8 @@ import os
 from typing import Sequence
 from unittest import mock
 
-from tests.guest import disks
-from tests.guest import trees
+from glance_ext.testing.guest import disks
+from glance_ext.testing.guest import trees
 
 VARIANTS = {
     # name: (installed drivers, staged driver packages)

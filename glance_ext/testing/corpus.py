@@ -18,7 +18,7 @@ binary is committed); each case names the class of
 the expected verdict and the rejection codes of which at least one must be
 reported. ``policy`` holds Policy overrides for cases about operator policy.
 
-    python -m tests.corpus.generate [OUT_DIR]     # default tests/corpus/out
+    python -m glance_ext.testing.corpus [OUT_DIR]   # default: data_dir("corpus")
 """
 
 import dataclasses
@@ -33,8 +33,10 @@ import subprocess
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
+from glance_ext import testing
+
 MiB = 1024 * 1024
-DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+DEFAULT_OUT = testing.data_dir("corpus")
 
 
 @dataclasses.dataclass

@@ -263,7 +263,7 @@ def pe_stub(machine: int = 0x8664, subsystem: int = 3) -> bytes:
 def build_windows(root: str, short_id: str, dirty: bool = False) -> None:
     """A Windows system volume: SOFTWARE hive, ntoskrnl.exe, and (unless
     ``dirty``) Cloudbase-Init with its configuration."""
-    from tests.guest import regf
+    from glance_ext.testing.guest import regf
     product, build, itype, edition, display = WINDOWS[short_id]
     config = os.path.join(root, "Windows", "System32", "config")
     os.makedirs(config, exist_ok=True)

@@ -29,8 +29,8 @@ import subprocess
 import tempfile
 from typing import Dict, List, Optional
 
-from tests.guest import lvm
-from tests.guest import trees
+from glance_ext.testing.guest import lvm
+from glance_ext.testing.guest import trees
 
 MiB = 1024 * 1024
 SECTOR = 512
