@@ -34,7 +34,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SHIPPED = (
     ("metadefs/*.json", "glance_ext/data/metadefs"),
     ("etc/*.sample", "glance_ext/data/etc"),
-    ("etc/*.ini", "glance_ext/data/etc"),
 )
 
 

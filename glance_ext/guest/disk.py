@@ -97,8 +97,8 @@ class _QemuNbd:
         except OSError as exc:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise QemuNbdUnavailable(
-                "cannot run %s: %s; install qemu-nbd (Debian/Ubuntu: "
-                "qemu-utils; RHEL: qemu-img) on the Glance host or set "
+                "cannot run %s: %s; install qemu-utils (the package of "
+                "qemu-nbd; on RHEL qemu-img) on the Glance host or set "
                 "[glance_ext_guest] qemu_nbd to its path"
                 % (binary, exc.strerror or exc))
         # qemu-nbd creates the socket file before it listens on it, so

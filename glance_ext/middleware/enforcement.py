@@ -29,6 +29,7 @@ Paste configuration::
     refresh_interval = 60
 """
 
+import html
 from typing import Any, Callable, Dict, Iterable, List, Mapping
 
 import webob
@@ -79,27 +80,31 @@ def error_response(request: webob.Request, status: int, title: str,
                    message: str) -> webob.Response:
     """An error in the shape Glance's own errors have for this client.
 
-    Glance answers a client that accepts JSON (openstacksdk and so
-    openstackclient send ``Accept: application/json``) with webob's JSON
-    body ``{"message", "code", "title"}``, which openstacksdk shows. Any
-    other client (the glance CLI sends no Accept header) gets plain text:
-    Glance itself would send webob's HTML page there, which the glance CLI
-    strips of tags but shows with its quotes HTML-escaped; and a JSON body
-    at the root level breaks the glance CLI's error parser (it expects
-    nested objects).
+    Glance (webob) answers a client that asks for JSON with the body
+    ``{"message", "code", "title"}``, and any other client with an HTML
+    page. Neither the glance CLI nor openstacksdk (openstackclient) sends
+    an Accept header, and both read the message out of such a page (tags
+    stripped); a root-level JSON body, on the other hand, breaks the glance
+    CLI's parser (it expects nested objects) and a text/plain one is not
+    shown by openstacksdk at all. The page is written here rather than by
+    webob, whose template escapes quotes, which the glance CLI would show
+    as ``&#x27;``: only ``&``, ``<`` and ``>`` are escaped.
     """
     code = "%d %s" % (status, title)
-    # No Accept header or */*: the first offer, plain text.
-    offers = request.accept.acceptable_offers(["text/plain",
+    # No Accept header or */*: the first offer, the HTML page.
+    offers = request.accept.acceptable_offers(["text/html",
                                                "application/json"])
     if offers and offers[0][0] == "application/json":
         return webob.Response(status=status, charset="utf-8",
                               content_type="application/json",
                               json_body={"message": message, "code": code,
                                          "title": title})
-    return webob.Response(status=status, content_type="text/plain",
-                          charset="utf-8",
-                          text="%s\n\n%s\n\n" % (code, message))
+    text = html.escape(message, quote=False)
+    return webob.Response(
+        status=status, content_type="text/html", charset="utf-8",
+        text="<html>\n <head>\n  <title>%s</title>\n </head>\n <body>\n"
+             "  <h1>%s</h1>\n  %s<br /><br />\n </body>\n</html>\n"
+             % (code, code, text))
 
 
 class MetadefsEnforcement:

@@ -78,6 +78,7 @@ def test_operator_samples_are_per_target_file():
     samples = sorted(os.path.basename(p) for p in glob.glob(
         os.path.join(ROOT, "etc", "*.sample")))
     assert samples == ["glance-api-paste.ini.sample",
+                       "glance-api-uwsgi.ini.sample",
                        "glance-api.conf.sample",
                        "glance-ext-cache-manager.conf.sample",
                        "glance-image-import.conf.sample"], samples

@@ -113,7 +113,7 @@ def test_refuses_invalid_create_naming_property_value_and_allowed(
     app, downstream, _ = _app(shipped_catalog)
     resp = _post(app, {"name": "x", "hw_disk_bus": "foo"})
     assert resp.status_int == 400
-    assert resp.content_type == "text/plain"
+    assert resp.content_type == "text/html"
     assert "'hw_disk_bus'" in resp.text and "'foo'" in resp.text
     assert "virtio" in resp.text
     assert downstream.image_writes == 0
@@ -235,17 +235,18 @@ def test_follows_glance_paging(shipped_catalog, monkeypatch):
 
 def test_error_body_follows_the_accept_header_as_glance_does(
         shipped_catalog):
-    # openstacksdk (openstackclient) sends Accept: application/json and
-    # shows only a JSON message; the glance CLI sends no Accept header and
-    # parses a JSON body as nested objects, so it gets plain text.
+    # A client that asks for JSON gets Glance's JSON error body; the glance
+    # CLI and openstacksdk send no Accept header and get Glance's HTML page,
+    # whose text both show. Quotes stay quotes (webob's template would
+    # escape them and the glance CLI would show &#x27;).
     app, _, _ = _app(shipped_catalog)
-    for accept, expected in ((None, "text/plain"), ("*/*", "text/plain"),
+    for accept, expected in ((None, "text/html"), ("*/*", "text/html"),
                              ("application/json", "application/json"),
                              ("text/html;q=0.9, application/json",
                               "application/json")):
         req = webob.Request.blank("/v2/images", method="POST",
                                   body=json.dumps(
-                                      {"hw_disk_bus": "foo"}).encode(),
+                                      {"hw_disk_bus": "<foo>"}).encode(),
                                   content_type="application/json")
         if accept:
             req.headers["Accept"] = accept
@@ -259,4 +260,6 @@ def test_error_body_follows_the_accept_header_as_glance_does(
             assert body["title"] == "Bad Request"
             assert "'hw_disk_bus'" in body["message"]
         else:
+            assert "<h1>400 Bad Request</h1>" in resp.text
             assert "'hw_disk_bus'" in resp.text
+            assert "'&lt;foo&gt;'" in resp.text
