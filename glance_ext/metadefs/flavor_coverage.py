@@ -258,6 +258,11 @@ def _check_validator(nova: nova_data.FlavorNova, view: _Catalog,
         _compare_constraints(result, expected,
                              extra_specs.constraints_of(prop.schema),
                              "nova's extra spec")
+        if validator.name.startswith(extra_specs.CAPABILITIES_PREFIX) and \
+                prop.schema.get("operators") != nova.operators:
+            result.detail.append(
+                "operators %s, nova's ComputeCapabilitiesFilter has %s"
+                % (prop.schema.get("operators"), nova.operators))
         if extra_specs.is_marked_deprecated(prop.schema) != \
                 bool(validator.deprecated):
             result.detail.append(

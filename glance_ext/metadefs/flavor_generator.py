@@ -343,11 +343,8 @@ def flavor_documents(nova: nova_data.FlavorNova) -> Dict[str, Dict[str, Any]]:
 
 def weigher_keys(nova: nova_data.FlavorNova) -> List[str]:
     """Aggregate keys of weigher multipliers, from nova's options."""
-    keys = []
-    for opt in nova.conf._groups["filter_scheduler"]._opts.values():
-        name = opt["opt"].name
-        if name.endswith("_weight_multiplier"):
-            keys.append(name)
+    keys = [name for name in nova.options("filter_scheduler")
+            if name.endswith("_weight_multiplier")]
     return sorted(keys + list(WEIGHER_OPTION_EXCEPTIONS))
 
 

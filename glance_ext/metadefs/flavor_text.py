@@ -240,35 +240,43 @@ SPEC_TEXT: Dict[str, Text] = {
 
 # Templates of the families, by the part of the validator name before the
 # resource class, trait, capability or quota name.
-RESOURCE_GLOSS: Dict[str, str] = {
-    "VCPU": "shared (floating) virtual CPUs; replaces the flavor's vcpus "
-            "in the placement request, 0 removes it (e.g. for bare-metal "
-            "flavors)",
-    "PCPU": "dedicated (pinned) host CPUs; replaces the flavor's vcpus, "
-            "like hw:cpu_policy=dedicated",
-    "MEMORY_MB": "memory in MiB; replaces the flavor's ram in the "
-                 "placement request, 0 removes it",
-    "DISK_GB": "local disk in GiB; replaces the flavor's root, ephemeral "
-               "and swap disk in the placement request, 0 removes it",
-    "VGPU": "virtual GPUs",
-    "VGPU_DISPLAY_HEAD": "virtual GPU display heads",
-    "PGPU": "physical GPUs",
-    "PCI_DEVICE": "PCI devices",
-    "SRIOV_NET_VF": "SR-IOV network virtual functions",
-    "NUMA_SOCKET": "NUMA sockets",
-    "NUMA_CORE": "NUMA cores",
-    "NUMA_THREAD": "NUMA threads",
-    "NUMA_MEMORY_MB": "NUMA memory in MiB",
-    "IPV4_ADDRESS": "IPv4 addresses",
-    "NET_BW_EGR_KILOBIT_PER_SEC": "outbound network bandwidth in kbit/s",
-    "NET_BW_IGR_KILOBIT_PER_SEC": "inbound network bandwidth in kbit/s",
-    "MEM_ENCRYPTION_CONTEXT": "memory encryption contexts (AMD SEV slots)",
-    "FPGA": "FPGAs",
-    "NET_PACKET_RATE_KILOPACKET_PER_SEC": "network packet rate in kpps",
-    "NET_PACKET_RATE_EGR_KILOPACKET_PER_SEC": "outbound network packet "
-                                              "rate in kpps",
-    "NET_PACKET_RATE_IGR_KILOPACKET_PER_SEC": "inbound network packet "
-                                              "rate in kpps",
+# What a resource class counts, and (for the classes nova derives from the
+# flavor itself) what setting it does.
+RESOURCE_GLOSS: Dict[str, Tuple[str, str]] = {
+    "VCPU": ("shared (floating) virtual CPUs",
+             "Replaces the flavor's vcpus in the placement request; 0 "
+             "removes it (e.g. for bare-metal flavors)."),
+    "PCPU": ("dedicated (pinned) host CPUs",
+             "Replaces the flavor's vcpus, like hw:cpu_policy=dedicated."),
+    "MEMORY_MB": ("memory in MiB",
+                  "Replaces the flavor's ram in the placement request; 0 "
+                  "removes it."),
+    "DISK_GB": ("local disk in GiB",
+                "Replaces the flavor's root, ephemeral and swap disk in the "
+                "placement request; 0 removes it."),
+    "VGPU": ("virtual GPUs", ""),
+    "VGPU_DISPLAY_HEAD": ("virtual GPU display heads", ""),
+    "PGPU": ("physical GPUs", ""),
+    "PCI_DEVICE": ("PCI devices", ""),
+    "SRIOV_NET_VF": ("SR-IOV network virtual functions", ""),
+    "NUMA_SOCKET": ("NUMA sockets", ""),
+    "NUMA_CORE": ("NUMA cores", ""),
+    "NUMA_THREAD": ("NUMA threads", ""),
+    "NUMA_MEMORY_MB": ("NUMA memory in MiB", ""),
+    "IPV4_ADDRESS": ("IPv4 addresses", ""),
+    "NET_BW_EGR_KILOBIT_PER_SEC": ("outbound network bandwidth in kbit/s",
+                                   ""),
+    "NET_BW_IGR_KILOBIT_PER_SEC": ("inbound network bandwidth in kbit/s",
+                                   ""),
+    "MEM_ENCRYPTION_CONTEXT": ("memory encryption contexts (AMD SEV slots)",
+                               ""),
+    "FPGA": ("FPGAs", ""),
+    "NET_PACKET_RATE_KILOPACKET_PER_SEC": ("network packet rate in kpps",
+                                           ""),
+    "NET_PACKET_RATE_EGR_KILOPACKET_PER_SEC": ("outbound network packet "
+                                               "rate in kpps", ""),
+    "NET_PACKET_RATE_IGR_KILOPACKET_PER_SEC": ("inbound network packet "
+                                               "rate in kpps", ""),
 }
 
 CAPABILITY_GLOSS: Dict[str, str] = {
@@ -456,14 +464,15 @@ WEIGHER_TEXT: Dict[str, Tuple[str, str]] = {
 
 
 def resource_text(resource_class: str) -> Text:
-    gloss = RESOURCE_GLOSS.get(
-        resource_class, "units of the placement resource class %s"
-        % resource_class)
+    what, note = RESOURCE_GLOSS.get(resource_class, ("", ""))
+    text = ("Units of placement resource class %s%s the instance requests."
+            % (resource_class, " (%s)" % what if what else ""))
+    if note:
+        text += " " + note
     return Text(
         "Resource %s" % resource_class,
-        "Amount of %s (placement resource class %s) the instance requests. "
-        "resources<group>:%s asks for it in a numbered request group (same "
-        "values)." % (gloss, resource_class, resource_class))
+        text + " resources<group>:%s asks for it in a numbered request "
+        "group (same values)." % resource_class)
 
 
 def trait_text(trait: str) -> Text:

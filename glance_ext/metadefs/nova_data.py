@@ -44,7 +44,7 @@ class FlavorNova:
                 from nova.api.validation.extra_specs import validators
                 from nova.api.validation import parameter_types
                 from nova.api.validation import validators as api_validators
-                import nova.conf
+                from nova.conf import opts as conf_opts
                 from nova import exception as nova_exception
                 from nova import objects
                 from nova.objects import image_meta
@@ -69,7 +69,7 @@ class FlavorNova:
         self.image_fields = image_meta.ImageMetaProps.fields
         self.version = nova_version.version_string()
         self.objects = objects
-        self.conf = nova.conf.CONF
+        self._conf_opts = conf_opts
         self._host_manager = host_manager
         self._filters = scheduler_filters
         self._weights = scheduler_weights
@@ -125,11 +125,22 @@ class FlavorNova:
     def filter_classes(self) -> Dict[str, Any]:
         return {cls.__name__: cls for cls in self._filters.all_filters()}
 
+    def options(self, group: str) -> Dict[str, Any]:
+        """nova's oslo.config options of ``group``, by name.
+
+        From nova.conf.opts.list_opts(), the list oslo-config-generator
+        writes nova.conf.sample from.
+        """
+        found: Dict[str, Any] = {}
+        for opt_group, opts in self._conf_opts.list_opts():
+            name = getattr(opt_group, "name", opt_group)
+            if name == group:
+                found.update((opt.name, opt) for opt in opts)
+        return found
+
     def option(self, group: str, name: str) -> Any:
         """The oslo.config Opt object nova registers as [group] name."""
-        opts = self.conf._groups[group]._opts if group != "DEFAULT" else \
-            self.conf._opts
-        return opts[name]["opt"]
+        return self.options(group)[name]
 
     def request_spec(self, **fields: Any) -> Any:
         return self.objects.RequestSpec(**fields)
