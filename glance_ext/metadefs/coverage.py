@@ -382,8 +382,12 @@ def _check_traits(nova: _Nova, catalog: catalog_mod.Catalog) -> Result:
     return result
 
 
-def run(catalog: catalog_mod.Catalog) -> Report:
-    """Check the catalog against the installed nova; see the module doc."""
+def run(catalog: catalog_mod.Catalog, flavor: bool = True) -> Report:
+    """Check the catalog against the installed nova; see the module doc.
+
+    ``flavor=False`` leaves out the flavor/aggregate part (most of the
+    time: it feeds several thousand values), for checks of the image side.
+    """
     nova = _Nova()
     rules = _rule_map(catalog)
     results: List[Result] = []
@@ -429,8 +433,9 @@ def run(catalog: catalog_mod.Catalog) -> Report:
                                           "name"]))
     # The flavor side (extra specs, twins, aggregates) is its own module;
     # imported here because it builds on this one's Result.
-    from glance_ext.metadefs import flavor_coverage
-    results += flavor_coverage.run(catalog)
+    if flavor:
+        from glance_ext.metadefs import flavor_coverage
+        results += flavor_coverage.run(catalog)
     object_version = getattr(nova.props, "VERSION", "?")
     return Report(nova_version=nova.version, object_version=object_version,
                   results=results)
