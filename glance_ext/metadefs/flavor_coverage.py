@@ -91,8 +91,6 @@ class _Catalog:
         self.flavor = extra_specs.FlavorRules(catalog)
         self.flavor_props = {p.key: p for p in
                              catalog.properties_for(catalog_mod.FLAVOR)}
-        self.image = rules_mod.compile_rules(catalog, catalog_mod.IMAGE,
-                                             advisory=())
         self.image_props = {p.key: p for p in
                             catalog.properties_for(catalog_mod.IMAGE)}
         self.aggregate = rules_mod.compile_rules(
