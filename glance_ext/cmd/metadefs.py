@@ -62,9 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     coverage = sub.add_parser(
         "coverage", help="compare the catalog with the installed nova",
         description="Feed every allowed value (and a sample of forbidden "
-                    "ones) through nova's ImageMetaProps.from_dict() and "
-                    "flavor extra-spec validators. Exits 1 unless every "
-                    "nova field is covered or excluded and nothing differs.")
+                    "ones) through nova's ImageMetaProps.from_dict(), its "
+                    "flavor extra-spec validators and the scheduler code "
+                    "reading aggregate metadata. Exits 1 unless every nova "
+                    "field and extra spec is covered or excluded with a "
+                    "reason and nothing differs.")
     coverage.add_argument("--catalog", default=default_dir)
     coverage.add_argument("--format", choices=["text", "json"],
                           default="text")
@@ -166,6 +168,15 @@ def run_coverage(args: argparse.Namespace) -> int:
                 print("           %s" % line)
         bad = [r for r in report.results if not r.ok]
         checked = sum(r.checked for r in report.results)
+        flavor = report.flavor_summary()
+        print("nova %s flavor extra specs: %d validators (%d deprecated): "
+              "%d described, %d excluded; %d image/flavor twins; %d "
+              "aggregate keys (%d aggregate filters excluded)"
+              % (report.nova_version, flavor["validators"],
+                 flavor["deprecated"], flavor["described"],
+                 flavor["excluded"], flavor["twins"],
+                 flavor["aggregate_keys"],
+                 flavor["aggregate_filters_excluded"]))
         print("nova %s (ImageMetaProps %s): covered %d/%d fields "
               "(%d excluded), %d values fed to nova, %d problems"
               % (report.nova_version, report.object_version, report.covered,
