@@ -38,18 +38,18 @@ import pytest
 from glance_ext.metadefs import catalog as catalog_mod
 from glance_ext.metadefs import check
 from glance_ext.metadefs import compare
-from tests.functional import fixtures
+from glance_ext.local_glance import client
 
 CATALOG_DIR = catalog_mod.default_directory()
-GLANCE_MANAGE = os.path.join(fixtures.BIN_DIR, "glance-manage")
+GLANCE_MANAGE = os.path.join(client.BIN_DIR, "glance-manage")
 AGGREGATE = "OS::Nova::Aggregate"
 OURS = "GlanceExt::Nova::"
 
 
 def _load(glance, directory):
     conf = os.path.join(glance.state_dir, "etc", "glance-api.conf")
-    proc = fixtures.run([GLANCE_MANAGE, "--config-file", conf, "db",
-                         "load_metadefs", "--path", directory])
+    proc = client.run([GLANCE_MANAGE, "--config-file", conf, "db",
+                       "load_metadefs", "--path", directory])
     return proc.stdout + proc.stderr
 
 
