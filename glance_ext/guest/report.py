@@ -150,7 +150,7 @@ def _packages_text(inv: Optional[Dict[str, Any]]) -> Optional[str]:
     if not inv.get("format"):
         return "none found"
     return "%d (%s, %s)" % (inv.get("count", 0), inv["format"],
-                           inv.get("database"))
+                            inv.get("database"))
 
 
 def _eol_text(info: Optional[eol_mod.EolInfo]) -> Optional[str]:

@@ -132,15 +132,18 @@ def _dpkg_status(root: str, spec: TreeSpec) -> None:
         shutil.copyfile(host, os.path.join(root, "var/lib/dpkg/status"))
         return
     # A small one where the build machine has none (and for Ubuntu,
-    # whose packages are not Debian's).
-    _write(root, "/var/lib/dpkg/status", "".join(
-        "Package: %s\nStatus: install ok installed\nArchitecture: "
-        "amd64\nVersion: %s\n\n" % pkg for pkg in (
-            ("dash", "0.5.12-2"), ("openssh-server", "1:9.2p1-2"),
-            ("systemd", "252.22-1")) + ((() if spec.dirty else (
-                ("cloud-init", "23.1.1-2"),)))) +
-        "Package: removed-tool\nStatus: deinstall ok config-files\n"
-        "Architecture: amd64\nVersion: 1.0-1\n\n")
+    # whose packages are not Debian's); one removed package whose
+    # configuration files are left, which is not installed.
+    installed = [("dash", "0.5.12-2"), ("openssh-server", "1:9.2p1-2"),
+                 ("systemd", "252.22-1")]
+    if not spec.dirty:
+        installed.append(("cloud-init", "23.1.1-2"))
+    text = "".join("Package: %s\nStatus: install ok installed\n"
+                   "Architecture: amd64\nVersion: %s\n\n" % pkg
+                   for pkg in installed)
+    text += ("Package: removed-tool\nStatus: deinstall ok config-files\n"
+             "Architecture: amd64\nVersion: 1.0-1\n\n")
+    _write(root, "/var/lib/dpkg/status", text)
 
 
 def _rpmdb(root: str, spec: TreeSpec) -> None:
