@@ -189,8 +189,14 @@ def _logical_volumes(disk, pv: _Volume) -> List[_Volume]:
 
 def _inventory(disk, tree, kind: str, limits) -> Dict[str, Any]:
     """The package inventory as a report section (``packages.Inventory``)."""
+    # An inspection that already ran out of budget ends here, as before.
+    _raise_if_over_budget(disk)
     start = time.monotonic()
     before = disk.bytes_read
+    # The inventory has a budget of its own on top of the inspection's
+    # (package databases are megabytes where the rest reads kilobytes),
+    # granted only now: the inspection itself stays within read_budget_mb.
+    disk.budget += limits["inventory_bytes"]
     sysroot = windows.system_root(tree) if kind == "windows" else None
     inv = packages_mod.collect(tree, kind, limits["inventory_bytes"],
                                windows_root=sysroot)
@@ -370,10 +376,7 @@ def inspect(path: str, disk_format: str, *, budget_bytes: int,
                            "os": {"os_type": "unknown"}, "checks": [],
                            "partitions": [], "notes": [], "error": None}
     virtual_size = _precheck(path, disk_format)
-    # The inventory has a budget of its own on top of the inspection's:
-    # package databases are megabytes where the rest reads kilobytes.
-    disk = disk_mod.open_disk(path, disk_format,
-                              budget_bytes=budget_bytes + inventory_bytes,
+    disk = disk_mod.open_disk(path, disk_format, budget_bytes=budget_bytes,
                               qemu_nbd=qemu_nbd)
     out["reader"] = "file" if disk_format in disk_mod.RAW_FORMATS \
         else "qemu-nbd"

@@ -291,3 +291,46 @@ def dpkg_query(admindir: str) -> List[Tuple[str, str, str]]:
         if abbrev.strip() == "ii" or abbrev[1:2] == "i":
             rows.append((name, version, arch))
     return sorted(rows)
+
+
+# -- a guest tree holding only some files, for the reader tests --
+
+class FileTree:
+    """A small ext4 filesystem made by mke2fs -d, opened as a GuestTree.
+
+    The readers are tested through the same bounded disk, libfsext and
+    guest tree as in a full inspection, without building a whole guest.
+    """
+
+    def __init__(self, workdir: str, files, links=(),
+                 size_mb: int = 32) -> None:
+        from glance_ext.guest import disk as disk_mod
+        from glance_ext.guest import filesystems
+        from glance_ext.guest import guesttree
+        from tests.guest import disks
+        root = os.path.join(workdir, "tree")
+        for path, data in files.items():
+            full = os.path.join(root, path.lstrip("/"))
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            if isinstance(data, str) and os.path.isfile(data):
+                shutil.copyfile(data, full)
+            else:
+                with open(full, "wb") as fh:
+                    fh.write(data.encode() if isinstance(data, str)
+                             else data)
+        for path, target in links:
+            full = os.path.join(root, path.lstrip("/"))
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            os.symlink(target, full)
+        os.makedirs(root, exist_ok=True)
+        self.image = os.path.join(workdir, "fs.img")
+        disks.make_ext4(root, self.image, size_mb * 1024 * 1024,
+                        "6a1b2c3d-0000-4000-8000-00000000c003", "pkgs")
+        self.disk = disk_mod.open_disk(self.image, "raw",
+                                       budget_bytes=512 * 1024 * 1024)
+        view = disk_mod.PartitionView(self.disk, 0, self.disk.size)
+        self.tree = guesttree.GuestTree()
+        self.tree.mount("/", filesystems.GuestFs("ext4", view))
+
+    def close(self) -> None:
+        self.disk.close()
