@@ -8,11 +8,25 @@
 #   osinfo-db    (libosinfo's database: the os_distro drift test of metadefs)
 #   e2fsprogs dosfstools mtools fdisk xfsprogs ntfs-3g lvm2
 #                (the guest-image builders of tests/guest/)
+#   rpm          (rpmbuild and rpm --initdb: the rpm databases of the
+#                package inventory tests)
+#   with --dib, for the diskimage-builder image of the slow tests
+#   (tests/guest/dib.py; diskimage-builder itself comes from PyPI):
+#   debootstrap
+#   with --slow, for the comparisons with libguestfs (slow tests, bench):
+#   libguestfs-tools (about 1.1 GB)
 # Uses apt-get as root; otherwise says exactly what to install and fails.
 set -euo pipefail
 
-want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_test=0 want_dib=0 want_slow=0
+for arg in "$@"; do
+    case "$arg" in
+    --test) want_test=1 ;;
+    --dib) want_test=1; want_dib=1 ;;
+    --slow) want_test=1; want_slow=1 ;;
+    *) echo "usage: $0 [--test] [--dib] [--slow]" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
@@ -23,11 +37,19 @@ if [ "$want_test" = 1 ]; then
     fi
     [ -d /usr/share/osinfo/os ] || missing+=(osinfo-db)
     for pair in mke2fs:e2fsprogs mkfs.vfat:dosfstools mcopy:mtools \
-            sfdisk:fdisk mkfs.xfs:xfsprogs mkntfs:ntfs-3g pvck:lvm2; do
+            sfdisk:fdisk mkfs.xfs:xfsprogs mkntfs:ntfs-3g pvck:lvm2 \
+            rpmbuild:rpm; do
         tool=${pair%%:*}; pkg=${pair#*:}
         PATH="$PATH:/sbin:/usr/sbin" command -v "$tool" >/dev/null 2>&1 \
             || missing+=("$pkg")
     done
+fi
+if [ "$want_dib" = 1 ]; then
+    PATH="$PATH:/sbin:/usr/sbin" command -v debootstrap >/dev/null 2>&1 \
+        || missing+=(debootstrap)
+fi
+if [ "$want_slow" = 1 ]; then
+    command -v virt-inspector >/dev/null 2>&1 || missing+=(libguestfs-tools)
 fi
 [ "${#missing[@]}" = 0 ] && exit 0
 
