@@ -11,11 +11,25 @@
 #   osinfo-db    (libosinfo's database: the os_distro drift test of metadefs)
 #   xfsprogs ntfs-3g lvm2 btrfs-progs
 #                (the other guest-image builders of glance_ext/testing/guest/)
+#   rpm          (rpmbuild and rpm --initdb: the rpm databases of the
+#                package inventory tests)
+#   with --dib, for the diskimage-builder image of the slow tests
+#   (glance_ext/testing/guest/dib.py; diskimage-builder comes from PyPI):
+#   debootstrap
+#   with --slow, for the comparisons with libguestfs (slow tests, bench):
+#   libguestfs-tools (about 1.1 GB)
 # Uses apt-get as root; otherwise says exactly what to install and fails.
 set -euo pipefail
 
-want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_test=0 want_dib=0 want_slow=0
+for arg in "$@"; do
+    case "$arg" in
+    --test) want_test=1 ;;
+    --dib) want_test=1; want_dib=1 ;;
+    --slow) want_test=1; want_slow=1 ;;
+    *) echo "usage: $0 [--test] [--dib] [--slow]" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 need() {   # need TOOL:PACKAGE ...: the package of each tool not found
@@ -34,7 +48,14 @@ if [ "$want_test" = 1 ]; then
         missing+=(postgresql)
     fi
     [ -d /usr/share/osinfo/os ] || missing+=(osinfo-db)
-    need mkfs.xfs:xfsprogs mkntfs:ntfs-3g pvck:lvm2 mkfs.btrfs:btrfs-progs
+    need mkfs.xfs:xfsprogs mkntfs:ntfs-3g pvck:lvm2 mkfs.btrfs:btrfs-progs \
+        rpmbuild:rpm
+fi
+if [ "$want_dib" = 1 ]; then
+    need debootstrap:debootstrap
+fi
+if [ "$want_slow" = 1 ]; then
+    command -v virt-inspector >/dev/null 2>&1 || missing+=(libguestfs-tools)
 fi
 [ "${#missing[@]}" = 0 ] && exit 0
 

@@ -47,7 +47,8 @@ class WorkerSettings:
     def __init__(self, read_budget_mb: int = 16, cpu_seconds: int = 20,
                  memory_mb: int = 1024, timeout_seconds: float = 60,
                  qemu_nbd: str = "qemu-nbd", max_file_kb: int = 256,
-                 max_dir_entries: int = 4096) -> None:
+                 max_dir_entries: int = 4096, inventory: bool = True,
+                 inventory_budget_mb: int = 128) -> None:
         self.read_budget_mb = read_budget_mb
         self.cpu_seconds = cpu_seconds
         self.memory_mb = memory_mb
@@ -55,12 +56,15 @@ class WorkerSettings:
         self.qemu_nbd = qemu_nbd
         self.max_file_kb = max_file_kb
         self.max_dir_entries = max_dir_entries
+        self.inventory = inventory
+        self.inventory_budget_mb = inventory_budget_mb
 
     @classmethod
     def from_conf(cls, group) -> "WorkerSettings":
         return cls(group.read_budget_mb, group.worker_cpu_seconds,
                    group.worker_memory_mb, group.worker_timeout_seconds,
-                   group.qemu_nbd, group.max_file_kb, group.max_dir_entries)
+                   group.qemu_nbd, group.max_file_kb, group.max_dir_entries,
+                   group.inventory, group.inventory_budget_mb)
 
 
 # ``error_kind`` of a report whose inspection the host could not run (a
@@ -91,6 +95,8 @@ def run(path: str, disk_format: str,
            "--qemu-nbd", settings.qemu_nbd,
            "--max-file-kb", str(settings.max_file_kb),
            "--max-dir-entries", str(settings.max_dir_entries),
+           "--inventory-mb", str(settings.inventory_budget_mb
+                                 if settings.inventory else 0),
            "--", os.path.abspath(path)]
     limits = processutils.ProcessLimits(
         cpu_time=settings.cpu_seconds,
@@ -154,6 +160,7 @@ def main(argv=None) -> int:
     parser.add_argument("--qemu-nbd", default="qemu-nbd")
     parser.add_argument("--max-file-kb", type=int, default=256)
     parser.add_argument("--max-dir-entries", type=int, default=4096)
+    parser.add_argument("--inventory-mb", type=int, default=0)
     parser.add_argument("path")
     args = parser.parse_args(argv)
     start = time.monotonic()
@@ -162,7 +169,8 @@ def main(argv=None) -> int:
             args.path, args.disk_format,
             budget_bytes=args.budget_mb * MiB, qemu_nbd=args.qemu_nbd,
             max_file_bytes=args.max_file_kb * KiB,
-            max_dir_entries=args.max_dir_entries)
+            max_dir_entries=args.max_dir_entries,
+            inventory_bytes=args.inventory_mb * MiB)
     except (engine.InspectionError, disk_mod.DiskError) as exc:
         report = _failed(args.path, args.disk_format, str(exc),
                          time.monotonic() - start,

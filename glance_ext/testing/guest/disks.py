@@ -439,6 +439,7 @@ SPECS = {s.name: s for s in (
     DiskSpec("debian-dirty-mbr", "debian", "12", "mbr", dirty=True),
     DiskSpec("rhel-xfs-gpt", "rhel", "9.1", "gpt-esp", root_fs="xfs"),
     DiskSpec("centos-ext-boot", "centos", "9", "mbr-extended-boot"),
+    DiskSpec("centos7-bdb", "centos", "7", "mbr", root_fs="xfs"),
     DiskSpec("fedora-not-last", "fedora", "37", "gpt-root-not-last"),
     DiskSpec("opensuse-mbr", "opensuse-leap", "15.4", "mbr"),
     DiskSpec("sles-dirty-gpt", "sles", "15.4", "gpt-esp", dirty=True),

@@ -41,6 +41,9 @@ OS_RELEASE = {
     ("rhel", "9.1"): 'NAME="Red Hat Enterprise Linux"\nVERSION="9.1 (Plow)"\n'
     'ID="rhel"\nID_LIKE="fedora"\nVERSION_ID="9.1"\nPLATFORM_ID='
     '"platform:el9"\nPRETTY_NAME="Red Hat Enterprise Linux 9.1 (Plow)"\n',
+    ("centos", "7"): 'NAME="CentOS Linux"\nVERSION="7 (Core)"\nID="centos"\n'
+    'ID_LIKE="rhel fedora"\nVERSION_ID="7"\nPRETTY_NAME="CentOS Linux 7 '
+    '(Core)"\n',
     ("centos", "9"): 'NAME="CentOS Stream"\nVERSION="9"\nID="centos"\n'
     'ID_LIKE="rhel fedora"\nVERSION_ID="9"\nPLATFORM_ID="platform:el9"\n'
     'PRETTY_NAME="CentOS Stream 9"\n',
@@ -53,6 +56,27 @@ OS_RELEASE = {
     ("sles", "15.4"): 'NAME="SLES"\nVERSION="15-SP4"\nVERSION_ID="15.4"\n'
     'PRETTY_NAME="SUSE Linux Enterprise Server 15 SP4"\nID="sles"\n'
     'ID_LIKE="suse"\n',
+}
+# The kernel each tree carries (/boot image and /lib/modules tree).
+KERNELS = {
+    ("ubuntu", "22.04"): "5.15.0-91-generic",
+    ("debian", "12"): "6.1.0-18-amd64",
+    ("rhel", "9.1"): "5.14.0-162.6.1.el9_1.x86_64",
+    ("centos", "7"): "3.10.0-1160.el7.x86_64",
+    ("centos", "9"): "5.14.0-362.el9.x86_64",
+    ("fedora", "37"): "6.0.7-301.fc37.x86_64",
+    ("opensuse-leap", "15.4"): "5.14.21-150400.22-default",
+    ("sles", "15.4"): "5.14.21-150400.24.97-default",
+}
+# Where each tree's rpm database lives, in which format (see pkgdb).
+RPMDB = {
+    ("rhel", "9.1"): ("/var/lib/rpm", "sqlite", "EL9_RPMS"),
+    ("centos", "9"): ("/var/lib/rpm", "sqlite", "EL9_RPMS"),
+    ("fedora", "37"): ("/usr/lib/sysimage/rpm", "sqlite", "EL9_RPMS"),
+    ("centos", "7"): ("/var/lib/rpm", "bdb", "EL7_RPMS"),
+    ("opensuse-leap", "15.4"): ("/usr/lib/sysimage/rpm", "ndb",
+                                "SUSE_RPMS"),
+    ("sles", "15.4"): ("/usr/lib/sysimage/rpm", "ndb", "SUSE_RPMS"),
 }
 FAMILY = {"ubuntu": "debian", "debian": "debian", "rhel": "redhat",
           "centos": "redhat", "fedora": "redhat", "opensuse-leap": "suse",
@@ -99,6 +123,53 @@ def _link(root: str, path: str, target: str) -> None:
     os.symlink(target, full)
 
 
+def _dpkg_status(root: str, spec: TreeSpec) -> None:
+    """Debian trees get the build machine's real dpkg status file."""
+    from glance_ext.testing.guest import pkgdb
+    host = pkgdb.host_dpkg_status()
+    if spec.distro == "debian" and host and not spec.dirty:
+        os.makedirs(os.path.join(root, "var/lib/dpkg"), exist_ok=True)
+        shutil.copyfile(host, os.path.join(root, "var/lib/dpkg/status"))
+        return
+    # A small one where the build machine has none (and for Ubuntu,
+    # whose packages are not Debian's); one removed package whose
+    # configuration files are left, which is not installed.
+    installed = [("dash", "0.5.12-2"), ("openssh-server", "1:9.2p1-2"),
+                 ("systemd", "252.22-1")]
+    if not spec.dirty:
+        installed.append(("cloud-init", "23.1.1-2"))
+    text = "".join("Package: %s\nStatus: install ok installed\n"
+                   "Architecture: amd64\nVersion: %s\n\n" % pkg
+                   for pkg in installed)
+    text += ("Package: removed-tool\nStatus: deinstall ok config-files\n"
+             "Architecture: amd64\nVersion: 1.0-1\n\n")
+    _write(root, "/var/lib/dpkg/status", text)
+
+
+def _rpmdb(root: str, spec: TreeSpec) -> None:
+    """The tree's rpm database in its release's format (needs rpmbuild)."""
+    from glance_ext.testing.guest import pkgdb
+    where = RPMDB.get((spec.distro, spec.version))
+    if where is None or pkgdb.rpm_missing():
+        return
+    dbdir, kind, specs = where
+    full = os.path.join(root, dbdir.lstrip("/"))
+    work = full + ".work"
+    sqlite_path = pkgdb.sqlite_rpmdb(work, getattr(pkgdb, specs))
+    os.makedirs(full, exist_ok=True)
+    if kind == "sqlite":
+        shutil.copyfile(sqlite_path, os.path.join(full, "rpmdb.sqlite"))
+    elif kind == "bdb":
+        pkgdb.write_bdb(os.path.join(full, "Packages"),
+                        pkgdb.header_blobs(sqlite_path))
+    else:
+        pkgdb.write_ndb(os.path.join(full, "Packages.db"),
+                        [b for _n, b in pkgdb.header_blobs(sqlite_path)])
+    shutil.rmtree(work)
+    if dbdir != "/var/lib/rpm":
+        _link(root, "/var/lib/rpm", "../../usr/lib/sysimage/rpm")
+
+
 def build(root: str, spec: TreeSpec, boot_root: Optional[str] = None
           ) -> None:
     """Write the guest tree of ``spec`` under ``root`` (and ``boot_root``).
@@ -125,18 +196,16 @@ def build(root: str, spec: TreeSpec, boot_root: Optional[str] = None
            "4c4c4544004d3510804bb4c04f4e3232\n" if spec.dirty else "")
     # Userland: a real ELF shell, reached through /bin -> usr/bin.
     if family == "debian":
-        # The package database libguestfs reads for its application list.
-        _write(root, "/var/lib/dpkg/status", "".join(
-            "Package: %s\nStatus: install ok installed\nArchitecture: "
-            "amd64\nVersion: %s\n\n" % pkg for pkg in (
-                ("dash", "0.5.12-2"), ("openssh-server", "1:9.2p1-2"),
-                ("systemd", "252.22-1")) + ((() if spec.dirty else (
-                    ("cloud-init", "23.1.1-2"),)))))
+        _dpkg_status(root, spec)
         _elf(root, "/usr/bin/dash")
         _link(root, "/usr/bin/sh", "dash")
     else:
+        _rpmdb(root, spec)
         _elf(root, "/usr/bin/bash")
         _link(root, "/usr/bin/sh", "bash")
+    kernel = KERNELS[(spec.distro, spec.version)]
+    _write(boot, "/vmlinuz-" + kernel, "\0" * 512)
+    _write(root, "/usr/lib/modules/%s/modules.dep" % kernel, "")
     _elf(root, "/usr/bin/ls")
     _elf(root, "/usr/lib/systemd/systemd")
     _link(root, "/usr/sbin/init", "../lib/systemd/systemd")
@@ -218,6 +287,7 @@ def expected_os(distro: str, version: str) -> Dict[str, str]:
     """What the engine must report for a tree (independent of the engine's
     own mapping code: written out by hand from the osinfo database)."""
     short = {("ubuntu", "22.04"): "ubuntu22.04", ("debian", "12"): "debian12",
+             ("centos", "7"): "centos7",
              ("rhel", "9.1"): "rhel9.1", ("centos", "9"): "centos-stream9",
              ("fedora", "37"): "fedora37",
              ("opensuse-leap", "15.4"): "opensuse15.4",
@@ -260,6 +330,29 @@ def pe_stub(machine: int = 0x8664, subsystem: int = 3) -> bytes:
     return bytes(head)
 
 
+# Uninstall subkeys of the SOFTWARE hive: (key, DisplayName, version,
+# publisher, 32-bit?). The KB entry has no DisplayName: Windows hides it.
+WINDOWS_APPS = (
+    ("{6D9BA8F0-1E43-4B5C-9A64-D1C3B44E7E5A}", "Cloudbase-Init 1.1.4",
+     "1.1.4.0", "Cloudbase Solutions Srl", False),
+    ("QEMU-GA", "QEMU guest agent", "107.0.1", "RedHat", False),
+    ("Microsoft Edge", "Microsoft Edge", "120.0.2210.91",
+     "Microsoft Corporation", True),
+    ("KB5034129", None, None, None, False),
+)
+
+
+def windows_apps(dirty: bool = False):
+    """(DisplayName, version, publisher) of the programs Windows lists.
+
+    A dirty tree has no Cloudbase-Init; keys without a DisplayName are
+    hidden by Windows and must not be listed.
+    """
+    return sorted((name, version, publisher)
+                  for _key, name, version, publisher, _wow in WINDOWS_APPS
+                  if name and not (dirty and "Cloudbase" in name))
+
+
 def build_windows(root: str, short_id: str, dirty: bool = False) -> None:
     """A Windows system volume: SOFTWARE hive, ntoskrnl.exe, and (unless
     ``dirty``) Cloudbase-Init with its configuration."""
@@ -267,9 +360,20 @@ def build_windows(root: str, short_id: str, dirty: bool = False) -> None:
     product, build, itype, edition, display = WINDOWS[short_id]
     config = os.path.join(root, "Windows", "System32", "config")
     os.makedirs(config, exist_ok=True)
-    regf.write_hive(os.path.join(config, "SOFTWARE"),
-                    regf.windows_software(product, build, itype, edition,
-                                          display))
+    software = regf.windows_software(product, build, itype, edition,
+                                     display)
+    for key, name, version, publisher, wow in WINDOWS_APPS:
+        if dirty and "Cloudbase" in (name or ""):
+            continue
+        values = {k: v for k, v in (("DisplayName", name),
+                                    ("DisplayVersion", version),
+                                    ("Publisher", publisher)) if v}
+        values["UninstallString"] = "C:\\Windows\\uninstall.exe"
+        base = software.setdefault("WOW6432Node", {}).setdefault(
+            "Microsoft", {}) if wow else software["Microsoft"]
+        base.setdefault("Windows", {}).setdefault(
+            "CurrentVersion", {}).setdefault("Uninstall", {})[key] = values
+    regf.write_hive(os.path.join(config, "SOFTWARE"), software)
     regf.write_hive(os.path.join(config, "SYSTEM"), {
         "Select": {"Current": 1, "Default": 1},
         "ControlSet001": {"Control": {"ComputerName": {"ComputerName": {
