@@ -46,7 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run a real glance-api (gunicorn + Glance's WSGI app) "
                     "with glance_ext's plugins, a file store and a "
                     "keystone-less token filter. Not for production.")
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("action", choices=["up", "down", "status",
+                                           "restart"],
+                        help="restart: start glance-api again with the "
+                             "same configuration, database and data (after "
+                             "a crash, or to apply a change by hand)")
     parser.add_argument("--state-dir")
     parser.add_argument("--db", choices=["sqlite", "postgresql"])
     parser.add_argument("--plugins", type=_csv, default=None,
@@ -128,6 +132,14 @@ def run(args: argparse.Namespace) -> int:
         settings = _settings(args, _conf(args.config_file, args.config_dir))
         if args.action == "up":
             state = service.up(settings)
+            if args.format == "json":
+                print(json.dumps(service.status(settings.state_dir),
+                                 indent=2, sort_keys=True))
+            else:
+                _print_up(state)
+            return 0
+        if args.action == "restart":
+            state = service.restart(settings.state_dir)
             if args.format == "json":
                 print(json.dumps(service.status(settings.state_dir),
                                  indent=2, sort_keys=True))

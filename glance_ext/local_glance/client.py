@@ -231,6 +231,25 @@ class LocalGlance(object):
         run([GLANCE_EXT, "local-glance", "down", "--state-dir",
              self.state_dir])
 
+    def restart(self) -> "LocalGlance":
+        """``local-glance restart``: the same Glance (configuration,
+        database, staging, store) started again; the new process's view."""
+        proc = run([GLANCE_EXT, "local-glance", "restart", "--state-dir",
+                    self.state_dir, "--format", "json"])
+        return LocalGlance(self.state_dir, json.loads(proc.stdout))
+
+    @property
+    def journal_dir(self) -> str:
+        """The import journal of this Glance (``[glance_ext] state_dir``
+        at its default, next to staging)."""
+        return os.path.join(os.path.dirname(self.staging_dir),
+                            "glance-ext-state", "journal")
+
+    @property
+    def store_dir(self) -> str:
+        """The data directory of the default file store ``fs``."""
+        return os.path.join(self.state_dir, "images")
+
 
 def start_local_glance(state_dir: str, plugins: Sequence[str] = (),
                        import_options: Optional[Dict[str, str]] = None,

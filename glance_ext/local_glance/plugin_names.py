@@ -20,15 +20,12 @@ an error before anything starts.
 from importlib import metadata
 from typing import List, Sequence
 
+from glance_ext import plugins
 from glance_ext.local_glance import errors
 
 NAMESPACE = "glance.image_import.plugins"
 OUR_PREFIX = "glance_ext_"
-# The order our plugins must run in: decompression makes the file that
-# validation judges; conversion needs a validated file; injection reports
-# on the final one.
-CANONICAL_ORDER = ("glance_ext_decompress", "glance_ext_validate",
-                   "glance_ext_convert", "glance_ext_inject")
+CANONICAL_ORDER = plugins.ORDER
 
 
 def available() -> List[str]:

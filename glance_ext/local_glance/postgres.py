@@ -51,6 +51,14 @@ class Cluster:
     def from_dict(cls, data: Dict) -> "Cluster":
         return cls(**data)
 
+    def running(self) -> bool:
+        """``pg_ctl status``: whether the server of this cluster runs."""
+        return subprocess.run(
+            _command(self.bin_dir, self.run_as, "pg_ctl",
+                     ["-D", os.path.join(self.data_dir, "data"), "status"]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL).returncode == 0
+
 
 def find_bin_dir() -> str:
     """The newest PostgreSQL server bin dir, or a clear error."""

@@ -69,6 +69,9 @@ class State:
     log_file: str
     staging_dir: str
     postgres: Optional[Dict] = None
+    workers: int = 1
+    threads: int = 8
+    startup_timeout: int = 90
 
     def env(self) -> Dict[str, str]:
         return {"OS_IMAGE_URL": self.url, "OS_AUTH_TOKEN": self.member_token}
@@ -147,16 +150,15 @@ def _db_sync(layout: config_files.Layout, env: Dict[str, str]) -> None:
             % (proc.returncode, proc.stdout[-3000:]))
 
 
-# Filters whose factory does a plugin's start-up work (Glance loads the
-# plugins themselves only when an import runs).
-STARTUP_FILTERS = {
-    "glance_ext_convert":
-        "glance_ext.middleware.startup_recovery:filter_factory",
-}
+# The filter whose factory does our plugins' start-up work (Glance loads
+# the plugins themselves only when an import runs): the recovery of
+# imports a stop interrupted, whichever of our plugins is enabled.
+RECOVERY_FILTER = "glance_ext.middleware.startup_recovery:filter_factory"
 
 
 def startup_filters(plugins: Sequence[str]) -> List[str]:
-    return [STARTUP_FILTERS[p] for p in plugins if p in STARTUP_FILTERS]
+    return [RECOVERY_FILTER] if any(
+        p.startswith("glance_ext_") for p in plugins) else []
 
 
 def up(settings: Settings) -> State:
@@ -224,22 +226,58 @@ def up(settings: Settings) -> State:
                   plugins=list(plugins), member_token=settings.member_token,
                   admin_token=settings.admin_token, started_at=time.time(),
                   log_file=layout.log_file, staging_dir=layout.staging_dir,
-                  postgres=cluster.to_dict() if cluster else None)
+                  postgres=cluster.to_dict() if cluster else None,
+                  workers=settings.workers, threads=settings.threads,
+                  startup_timeout=settings.startup_timeout)
     _write_state(layout, state)
     try:
-        process.wait_healthy(pid, url, layout.log_file,
-                             settings.startup_timeout)
-        status = process.http_status(url + "/v2/images",
-                                     token=settings.member_token)
-        if status != 200:
-            raise errors.LocalGlanceError(
-                "glance-api answers /healthcheck but GET /v2/images with "
-                "the member token gave HTTP %s. Last lines of %s:\n%s"
-                % (status, layout.log_file, process.log_tail(layout.log_file)))
+        _wait_ready(state, layout)
     except Exception:
         _teardown(state, layout)
         raise
     LOG.info("local Glance up at %s (pid %d)", url, pid)
+    return state
+
+
+def _wait_ready(state: State, layout: config_files.Layout) -> None:
+    process.wait_healthy(state.pid, state.url, layout.log_file,
+                         state.startup_timeout)
+    status = process.http_status(state.url + "/v2/images",
+                                 token=state.member_token)
+    if status != 200:
+        raise errors.LocalGlanceError(
+            "glance-api answers /healthcheck but GET /v2/images with "
+            "the member token gave HTTP %s. Last lines of %s:\n%s"
+            % (status, layout.log_file, process.log_tail(layout.log_file)))
+
+
+def restart(state_dir: str) -> State:
+    """Start glance-api again with the configuration, database, staging
+    and store it had (stopping it first if it still runs): what a service
+    manager does after a crash or for a restart. The configuration files
+    are not rewritten."""
+    state_dir = os.path.abspath(state_dir)
+    layout = config_files.Layout(state_dir)
+    state = read_state(state_dir)
+    if state is None:
+        raise errors.LocalGlanceError(
+            "no local Glance recorded in %s; start one with `glance-ext "
+            "local-glance up`" % state_dir)
+    if process.is_alive(state.pid) or process.group_alive(state.pid):
+        process.stop(state.pid)
+    if state.postgres and not postgres.Cluster.from_dict(
+            state.postgres).running():
+        raise errors.LocalGlanceError(
+            "the PostgreSQL cluster of %s is not running any more; start "
+            "anew with `down` and `up`" % state_dir)
+    process.check_port_free(state.port)
+    state.pid = process.start(
+        process.gunicorn_command(state.port, state.workers, state.threads),
+        _server_env(layout), layout.log_file)
+    state.started_at = time.time()
+    _write_state(layout, state)
+    _wait_ready(state, layout)
+    LOG.info("local Glance restarted at %s (pid %d)", state.url, state.pid)
     return state
 
 

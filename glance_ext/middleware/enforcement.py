@@ -29,7 +29,6 @@ Paste configuration::
     refresh_interval = 60
 """
 
-import html
 from typing import Any, Callable, Dict, Iterable, List, Mapping
 
 import webob
@@ -88,7 +87,7 @@ def error_response(request: webob.Request, status: int, title: str,
     CLI's parser (it expects nested objects) and a text/plain one is not
     shown by openstacksdk at all. The page is written here rather than by
     webob, whose template escapes quotes, which the glance CLI would show
-    as ``&#x27;``: only ``&``, ``<`` and ``>`` are escaped.
+    as ``&#x27;``: only ``&`` and ``<`` are escaped.
     """
     code = "%d %s" % (status, title)
     # No Accept header or */*: the first offer, the HTML page.
@@ -99,7 +98,9 @@ def error_response(request: webob.Request, status: int, title: str,
                               content_type="application/json",
                               json_body={"message": message, "code": code,
                                          "title": title})
-    text = html.escape(message, quote=False)
+    # In HTML text only "&" and "<" must be escaped; ">" stays as it is
+    # for a client that reads the raw body.
+    text = message.replace("&", "&amp;").replace("<", "&lt;")
     return webob.Response(
         status=status, content_type="text/html", charset="utf-8",
         text="<html>\n <head>\n  <title>%s</title>\n </head>\n <body>\n"

@@ -10,20 +10,21 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Revert interrupted conversions when glance-api starts.
+"""Revert interrupted imports when glance-api starts.
 
 Glance loads import plugins only when an import runs, so nothing of
-glance_ext runs when glance-api starts; images whose conversion a stop
-interrupted would stay ``importing`` until someone imports again on the
-host. paste.deploy, however, builds the pipeline in every worker as it
+glance_ext runs when glance-api starts; images whose import a stop or
+crash interrupted would stay ``importing`` until someone imports again on
+the host. paste.deploy, however, builds the pipeline in every worker as it
 boots, and this filter's factory uses that moment to run
-``conversion.recovery`` in a background thread (a slow database must not
+``plugins.recovery`` in a background thread (a slow database must not
 hold up the worker). Requests pass through untouched::
 
-    [filter:glance_ext_convert_recovery]
+    [filter:glance_ext_recovery]
     paste.filter_factory = glance_ext.middleware.startup_recovery:filter_factory
 
-and add ``glance_ext_convert_recovery`` to the ``pipeline``.
+and add ``glance_ext_recovery`` to every pipeline (``glance-ext
+paste-config`` does both).
 """
 
 import threading
@@ -34,11 +35,11 @@ from oslo_config import cfg
 
 def start_recovery() -> threading.Thread:
     """Run the recovery once, in the background, with Glance's CONF."""
-    from glance_ext.conversion import recovery
+    from glance_ext.plugins import recovery
 
     thread = threading.Thread(
         target=recovery.recover_on_this_host, args=(cfg.CONF, "at start"),
-        name="glance-ext-convert-recovery", daemon=True)
+        name="glance-ext-recovery", daemon=True)
     thread.start()
     return thread
 

@@ -12,4 +12,14 @@
 
 """Taskflow import plugins for Glance (entry points in
 ``glance.image_import.plugins``). Each is thin: it calls an engine and uses
-``plugins.base`` for what every plugin must do on failure."""
+``plugins.base`` for what every plugin must do on failure, and the import
+journal (``plugins.journal``, ``plugins.recovery``) for what a crash must
+not leave behind.
+
+``ORDER`` is the one place the plugins' order is declared: decompression
+makes the file validation judges; conversion needs a validated file;
+injection reports on the final one.
+"""
+
+ORDER = ("glance_ext_decompress", "glance_ext_validate",
+         "glance_ext_convert", "glance_ext_inject")

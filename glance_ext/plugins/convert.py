@@ -17,8 +17,11 @@ Converts the staged image to the format the import's stores want (see
 source. On success the image records the new disk_format, container_format,
 size and virtual_size, plus the original's format and size (and optionally
 its sha512) as ``glance_ext_convert_*`` properties; the task message shows
-progress meanwhile. On failure the shared revert (``plugins.base``) puts
-the image back to ``queued``, lists the stores in
+progress meanwhile. The staged upload is kept until the import has
+succeeded (an interrupted import keeps it, see ``plugins.recovery``); an
+intermediate file of ours it converted from (decompressed data) goes as
+soon as the output exists. On failure the shared revert
+(``plugins.base``) puts the image back to ``queued``, lists the stores in
 ``os_glance_failed_import`` and deletes every file of ours plus the staged
 data. Options: ``[glance_ext_convert]`` in glance-image-import.conf, read
 at each import. ``get_flow`` never raises (stevedore would skip the
@@ -36,11 +39,9 @@ from oslo_log import log as logging
 from taskflow.patterns import linear_flow as lf
 
 from glance_ext.conversion import engine as engine_mod
-from glance_ext.conversion import journal as journal_mod
 from glance_ext.conversion import options
 from glance_ext.conversion import preflight
 from glance_ext.conversion import progress as progress_mod
-from glance_ext.conversion import recovery
 from glance_ext.conversion.settings import Settings, SettingsError
 from glance_ext.conversion import store_check
 from glance_ext.conversion import target as target_mod
@@ -49,6 +50,7 @@ from glance_ext.inspection import options as validate_options
 from glance_ext.inspection import policy as policy_mod
 from glance_ext.inspection import qemu_check
 from glance_ext.plugins import base
+from glance_ext.plugins.journal import Step
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -64,17 +66,18 @@ OUTPUT_SUFFIX = ".glance_ext_convert."
 
 class ConvertImage(base.ImportPluginTask):
     plugin_name = "Convert_Image"
+    entry_point = PLUGIN_NAME
+    step = Step.CONVERT
 
     def __init__(self, *, task_repo: Any = None, **kwargs: Any) -> None:
         super().__init__(provides="file_path", **kwargs)
         self.messages = task_messages.TaskMessages(task_repo, self.task_id)
         self._lock_lost = threading.Event()
-        self.journal: Optional[journal_mod.Journal] = None
 
     def execute(self, file_path: str,
                 glance_ext_validation_report: Optional[Dict[str, Any]] = None
                 ) -> str:
-        src = self.remember_staged(file_path)
+        src = self.begin(file_path)
         settings, policy = _load_settings()
         with self.action_wrapper as action:
             claimed = action.image_disk_format
@@ -96,6 +99,7 @@ class ConvertImage(base.ImportPluginTask):
         if not decision.convert:
             LOG.info("Image %s not converted: %s", self.image_id,
                      decision.reason)
+            self.finish()
             return file_path
         target = decision.target_format
         source_size = os.path.getsize(src)
@@ -106,14 +110,9 @@ class ConvertImage(base.ImportPluginTask):
         if settings.record_source_sha512:
             self.messages.set("glance_ext_convert: hashing the source")
             props["source_sha512"] = engine_mod.sha512_of(src)
-        dst = self.track_file(src + OUTPUT_SUFFIX + target)
+        dst = self.track_file(base.output_path(src, self.image_id,
+                                               OUTPUT_SUFFIX + target))
         label = "%s to %s" % (source_format, target)
-        self.journal = recovery.journal_for(settings, os.path.dirname(src))
-        self.journal.record(self.image_id, self.task_id, self.stores,
-                            [dst, src])
-        journal, image_id, task_id = self.journal, self.image_id, self.task_id
-        base.on_import_end(self.action_wrapper,
-                           lambda: journal.remove(image_id, task_id))
         self.messages.set("glance_ext_convert: converting %s: starting"
                           % label)
         try:
@@ -137,28 +136,20 @@ class ConvertImage(base.ImportPluginTask):
                                      "%s: %s" % (label, exc.strerror))
         props.update(target_format=target,
                      seconds="%.2f" % outcome.convert_seconds)
-        self.remember_original(
-            {"disk_format": claimed, "container_format": container,
-             "size": source_size}, [PROPERTY_PREFIX + k for k in props])
         with self.action_wrapper as action:
+            self.remember_original(
+                {"disk_format": claimed, "container_format": container,
+                 "size": action.image_size})
             action.set_image_attribute(
                 disk_format=target, container_format="bare",
                 size=outcome.size, virtual_size=outcome.virtual_size)
-            action.set_image_extra_properties(
-                {PROPERTY_PREFIX + k: v for k, v in props.items()})
-        # The output is the image now; the staged source is ours to remove
-        # (Glance deletes only the file_path we return).
-        # Until the import ends (on_import_end above), a stop during the
-        # store upload must still be recoverable: keep the entry, now with
-        # what to restore.
-        self.journal.record(self.image_id, self.task_id, self.stores,
-                            [dst, src],
-                            original=dict(self.original_attributes,
-                                          properties=self.added_properties))
-        try:
-            os.unlink(src)
-        except FileNotFoundError:
-            pass
+            self.set_properties(action, {PROPERTY_PREFIX + k: v
+                                         for k, v in props.items()})
+        if not self.is_staged_upload(src):
+            # An intermediate of ours (decompressed data): the output
+            # replaces it. The user's upload stays until the import has
+            # succeeded, so an interrupted import can keep it.
+            base.delete_files([src])
         self.messages.set("glance_ext_convert: converted %s (%s, virtual "
                           "%s) in %.1fs" % (
                               label, preflight.human(outcome.size),
@@ -168,13 +159,8 @@ class ConvertImage(base.ImportPluginTask):
                  "%d process%s)", self.image_id, label, source_size,
                  outcome.size, outcome.convert_seconds, outcome.cache_mode,
                  outcome.processes, "es" if outcome.processes > 1 else "")
+        self.finish()
         return "file://" + dst
-
-    def revert(self, result: Any = None, flow_failures: Any = None,
-               **kwargs: Any) -> None:
-        super().revert(result=result, flow_failures=flow_failures, **kwargs)
-        if self.journal is not None:
-            self.journal.remove(self.image_id, self.task_id)
 
     def _source_format(self, engine, src, claimed, container,
                        report: Optional[Dict[str, Any]]) -> str:
@@ -245,7 +231,4 @@ def _load_settings():
 
 def get_flow(**kwargs: Any) -> lf.Flow:
     """Glance's plugin entry point (kwargs as documented by Glance)."""
-    # Hosts without the start-up filter (glance_ext.middleware.
-    # startup_recovery) recover here; with it this finds nothing (a listdir).
-    recovery.recover_on_this_host(CONF, "at an import")
     return base.flow_for(ConvertImage, kwargs, task_repo="task_repo")

@@ -15,14 +15,16 @@
 Finds gzip, bzip2, xz, zstd or single-member zip data in the staged file by
 its magic bytes, streams it out under size, ratio and free-space limits
 (``glance_ext.decompression.stream``) and replaces the staged file with the
-result, so ``glance_ext_validate`` then judges the real image. Data that is
-not compressed passes untouched. On refusal the shared revert
-(``plugins.base``) returns the image to ``queued`` and deletes the staged
-file and our partial output; the reason is in the task message.
+result to a file of its own, handed on as the new ``file_path``, so
+``glance_ext_validate`` then judges the real image; the staged upload stays
+as it is until the import has succeeded (an interrupted import keeps it,
+see ``plugins.recovery``). Data that is not compressed passes untouched.
+On refusal the shared revert (``plugins.base``) returns the image to
+``queued`` and deletes the staged file and our partial output; the reason
+is in the task message.
 Options: ``[glance_ext_decompress]`` in glance-image-import.conf.
 """
 
-import os
 from typing import Any
 
 from oslo_config import cfg
@@ -36,6 +38,7 @@ from glance_ext.decompression import codecs
 from glance_ext.decompression import options
 from glance_ext.decompression import stream
 from glance_ext.plugins import base
+from glance_ext.plugins.journal import Step
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -43,7 +46,7 @@ options.register_opts(CONF)
 
 PLUGIN_NAME = "glance_ext_decompress"
 PROPERTY_PREFIX = "glance_ext_decompress_"
-OUTPUT_SUFFIX = ".glance_ext_decompress.tmp"
+OUTPUT_SUFFIX = ".glance_ext_decompress"
 
 
 def load_limits(conf: cfg.ConfigOpts = CONF):
@@ -70,29 +73,35 @@ def load_limits(conf: cfg.ConfigOpts = CONF):
 
 class DecompressImage(base.ImportPluginTask):
     plugin_name = "Decompress_Image"
+    entry_point = PLUGIN_NAME
+    step = Step.DECOMPRESS
 
     def __init__(self, *, task_repo: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(provides="file_path", **kwargs)
         self.messages = task_messages.TaskMessages(task_repo, self.task_id)
         self._last_report = 0
 
-    def execute(self, file_path: str) -> None:
-        src = self.remember_staged(file_path)
+    def execute(self, file_path: str) -> str:
+        src = self.begin(file_path)
         limits, enabled, skip_compressed = load_limits()
         with self.action_wrapper as action:
             container = action.image_container_format
+            staged_size = action.image_size
         if skip_compressed and container == "compressed":
             LOG.info("Image %s has container_format compressed; not "
                      "decompressed", self.image_id)
-            return
+            self.finish()
+            return file_path
         try:
             codec = codecs.detect_file(src)
         except OSError as exc:
             raise base.PluginFailure("glance_ext_decompress cannot read the "
                                      "staged data: %s" % exc.strerror)
         if codec is None or codec not in enabled:
-            return
-        tmp = self.track_file(src + OUTPUT_SUFFIX)
+            self.finish()
+            return file_path
+        tmp = self.track_file(base.output_path(src, self.image_id,
+                                               OUTPUT_SUFFIX))
         self.messages.set("glance_ext_decompress: decompressing %s data"
                           % codec)
         try:
@@ -105,23 +114,20 @@ class DecompressImage(base.ImportPluginTask):
             raise base.PluginFailure("glance_ext_decompress could not write "
                                      "the decompressed image: %s"
                                      % exc.strerror)
-        # Same path as before: every later task (validate, convert, the
-        # store upload and Glance's staging cleanup) sees the new data.
-        os.replace(tmp, src)
         props = {"codec": codec,
                  "compressed_size": str(result.compressed_size)}
         if result.member:
             props["member"] = result.member[:255]
         # A later task may fail: the image must then describe the data as
         # the user staged it, so staging the same archive again works.
-        self.remember_original({"container_format": container},
-                               [PROPERTY_PREFIX + k for k in props])
+        self.remember_original({"container_format": container,
+                                "size": staged_size})
         with self.action_wrapper as action:
             action.set_image_attribute(size=result.output_size)
             if container == "compressed":
                 action.set_image_attribute(container_format="bare")
-            action.set_image_extra_properties(
-                {PROPERTY_PREFIX + k: v for k, v in props.items()})
+            self.set_properties(action, {PROPERTY_PREFIX + k: v
+                                         for k, v in props.items()})
         self.messages.set("glance_ext_decompress: %s data decompressed to %s "
                           "in %.1fs" % (codec,
                                         preflight.human(result.output_size),
@@ -129,6 +135,10 @@ class DecompressImage(base.ImportPluginTask):
         LOG.info("Image %s: %s %d -> %d bytes (%d allocated) in %.2fs",
                  self.image_id, codec, result.compressed_size,
                  result.output_size, result.allocated_bytes, result.seconds)
+        self.finish()
+        # Every later task (validate, convert, the store upload and
+        # Glance's staging clean-up) gets the decompressed data.
+        return "file://" + tmp
 
     def _progress(self, codec: str):
         def report(total: int, consumed: int) -> None:

@@ -46,6 +46,7 @@ from glance_ext.injection import options
 from glance_ext.injection import plan as plan_mod
 from glance_ext.injection import rules as rules_mod
 from glance_ext.plugins import base
+from glance_ext.plugins.journal import Step
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -122,14 +123,14 @@ class Config:
 
 class InjectProperties(base.ImportPluginTask):
     plugin_name = "Inject_Properties"
+    entry_point = PLUGIN_NAME
+    step = Step.INJECT
 
     def __init__(self, *, context: Any = None, image_repo: Any = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.context = context
         self.image_repo = image_repo
-        # key -> the value before we set it (None: it did not exist).
-        self.previous: Dict[str, Optional[str]] = {}
         self.rejection: Dict[str, str] = {}
         self.sbom_path: Optional[str] = None
 
@@ -139,7 +140,7 @@ class InjectProperties(base.ImportPluginTask):
         # report's: validate's "correct" policy and conversion update it,
         # and file_path is the final staged file.
         start = time.monotonic()
-        path = self.remember_staged(file_path)
+        path = self.begin(file_path)
         try:
             config = Config(CONF)
         except rules_mod.RuleError as exc:
@@ -201,9 +202,7 @@ class InjectProperties(base.ImportPluginTask):
             for key in list(current):
                 if key.startswith(PREFIX) and key not in to_set:
                     action.pop_extra_property(key)
-            for key in to_set:
-                self.previous.setdefault(key, current.get(key))
-            action.set_image_extra_properties(to_set)
+            self.set_properties(action, to_set)
         for note in notes:
             LOG.info("Image %s: %s", self.image_id, note)
         LOG.info("Image %s: glance_ext_inject set %s in %.3fs",
@@ -211,6 +210,7 @@ class InjectProperties(base.ImportPluginTask):
                      "%s=%s (%s)" % (k, to_set[k], plan.sources.get(k))
                      for k in mine) or "nothing",
                  time.monotonic() - start)
+        self.finish()
 
     def _inspect(self, path: str, disk_format: str):
         if disk_format not in guest.SUPPORTED_FORMATS:
@@ -352,19 +352,7 @@ class InjectProperties(base.ImportPluginTask):
 
     def revert(self, result: Any = None, flow_failures: Any = None,
                **kwargs: Any) -> None:
-        if self.previous:
-            try:
-                with self.action_wrapper as action:
-                    for key, value in self.previous.items():
-                        if value is None:
-                            action.pop_extra_property(key)
-                        else:
-                            action.set_image_extra_properties({key: value})
-            except Exception:  # still return the image to queued below
-                LOG.exception("Could not remove the properties "
-                              "glance_ext_inject set on image %s",
-                              self.image_id)
-            self.previous = {}
+        # The shared revert puts back the properties set_properties set.
         if self.sbom_path:
             # The image goes back to queued: its SBOM describes nothing.
             try:

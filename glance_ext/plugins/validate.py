@@ -38,6 +38,7 @@ from glance_ext.inspection import qemu_check
 from glance_ext.inspection.report import PROPERTY_PREFIX
 from glance_ext.inspection.report import Report
 from glance_ext.plugins import base
+from glance_ext.plugins.journal import Step
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -50,13 +51,15 @@ MUST_RUN_AFTER_US = ("image_conversion", "glance_ext_convert")
 
 class ValidateImage(base.ImportPluginTask):
     plugin_name = "Validate_Image"
+    entry_point = PLUGIN_NAME
+    step = Step.VALIDATE
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(provides=base.VALIDATION_REPORT, **kwargs)
         self.report: Report = None
 
     def execute(self, file_path: str) -> Dict[str, Any]:
-        path = self.remember_staged(file_path)
+        path = self.begin(file_path)
         policy = _load_policy()
         with self.action_wrapper as action:
             claimed = action.image_disk_format
@@ -88,10 +91,11 @@ class ValidateImage(base.ImportPluginTask):
             for key in list(action.image_extra_properties):
                 if key.startswith(PROPERTY_PREFIX) and key not in props:
                     action.pop_extra_property(key)
-            action.set_image_extra_properties(props)
+            self.set_properties(action, props)
             if report.corrected:
                 self.remember_original({"disk_format": claimed})
                 action.set_image_attribute(disk_format=report.disk_format)
+        self.finish()
         return report.to_dict()
 
     def revert_properties(self) -> Dict[str, str]:

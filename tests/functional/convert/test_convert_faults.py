@@ -24,14 +24,11 @@ again and importing works:
 * qemu-img timed out (scaled wall-clock limit);
 * not enough staging space (staging on a small tmpfs the test mounts);
 * the store fails after the conversion (a file already at the store path);
-* glance-api killed in the middle, or stopped gracefully (SIGTERM) while
-  converting: reverted when glance-api starts again
-  (``glance_ext.middleware.startup_recovery``, which local-glance puts in
-  the pipeline with the convert plugin), without anyone importing.
+(glance-api killed or stopped while converting, and at every other step
+of an import: tests/functional/recovery.)
 """
 
 import os
-import signal
 import subprocess
 import time
 
@@ -172,76 +169,4 @@ def test_not_enough_staging_space(small_staging, data):
     helpers.assert_reverted(glance, image, "not enough free space in the "
                                            "staging area to convert")
     assert glance.staged_files() == []
-    retry_works(glance, image_id, data["small"])
-
-
-def _restart(module_glance_factory, glance, options):
-    """Start the same local Glance again (same database and staging)."""
-    glance.down()      # forget the dead server's state, keep its database
-    glance = client.start_local_glance(glance.state_dir,
-                                       plugins=helpers.OUR_PLUGINS,
-                                       import_options=options)
-    module_glance_factory.started.append(glance)
-    return glance
-
-
-def _wait_status(glance, image_id, wanted, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        image = glance.image(image_id)
-        if image["status"] == wanted:
-            return image
-        time.sleep(0.3)
-    raise AssertionError("image %s is %s, not %s; log:\n%s" % (
-        image_id, image["status"], wanted, glance.log_tail()))
-
-
-def _wait_master_gone(glance, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(glance.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    raise AssertionError("glance-api did not stop within %ds" % timeout)
-
-
-@pytest.mark.parametrize("stop,rate_limit_mb", [
-    # A crash: every process of the server killed at once.
-    ("kill", "2"),
-    # SIGTERM to the master, as systemd stops it; 24 MiB at 4 MiB/s ends
-    # inside gunicorn's graceful timeout. The conversion finishes, but the
-    # exiting interpreter has shut the thread pools down: taskflow cannot
-    # schedule the store upload, fails the flow without reverting, and
-    # Glance marks the task "Internal Error" and leaves the image
-    # importing.
-    ("graceful", "4"),
-])
-def test_stopped_in_the_middle(stop, rate_limit_mb, module_glance_factory,
-                               tmp_path_factory, data):
-    locks = str(tmp_path_factory.mktemp("locks"))
-    options = helpers.import_options(locks, rate_limit_mb=rate_limit_mb)
-    glance = module_glance_factory(plugins=helpers.OUR_PLUGINS,
-                                   import_options=options)
-    image_id = glance.import_file(data["slow"], "qcow2")
-    wait_for_conversion(glance, image_id)
-    if stop == "kill":
-        os.killpg(glance.pid, signal.SIGKILL)
-    else:
-        os.kill(glance.pid, signal.SIGTERM)
-        _wait_master_gone(glance, 40)
-    # qemu-img dies with its worker (PR_SET_PDEATHSIG)
-    deadline = time.monotonic() + 10
-    while qemu_procs.qemu_img_pids(image_id) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not qemu_procs.qemu_img_pids(image_id)
-    glance = _restart(module_glance_factory, glance, options)
-    # No import runs: the start-up filter alone reverts it (Glance alone
-    # would leave it importing, locked for an hour) and says why.
-    image = _wait_status(glance, image_id, "queued")
-    helpers.assert_reverted(glance, image, "interrupted because glance-api "
-                                           "stopped")
-    assert not [n for n in os.listdir(os.path.join(locks, "inflight"))
-                if n.startswith(image_id)]
     retry_works(glance, image_id, data["small"])

@@ -64,6 +64,10 @@ class FakeActionWrapper:
     def assert_task_lock(self):
         pass
 
+    def drop_lock_for_task(self):
+        # What Glance calls once at the end of an import, either way.
+        self.dropped = True
+
 
 class Probe(task.Task):
     """A later task: records the file it is given, optionally fails."""
@@ -105,15 +109,23 @@ class Staged(task.Task):
 
 
 def run(staged, image, stores=("fs",), probe=None):
+    """The flow as Glance runs it; returns the action wrapper, whose
+    ``drop_lock_for_task`` ends the import as Glance would."""
+    wrapper = FakeActionWrapper(image)
     flow = lf.Flow("api_image_import")
     flow.add(Staged(staged))
     flow.add(convert.ConvertImage(task_id="t1",
                                   task_type="api_image_import",
-                                  action_wrapper=FakeActionWrapper(image),
+                                  action_wrapper=wrapper,
                                   stores=list(stores)))
     if probe:
         flow.add(probe)
-    taskflow.engines.run(flow)
+    try:
+        taskflow.engines.run(flow)
+    except Exception:
+        wrapper.drop_lock_for_task()     # Glance's _ImageLock revert
+        raise
+    return wrapper
 
 
 def stage(samples, name, tmp_path):
@@ -128,10 +140,13 @@ def test_converts_and_hands_over_the_new_file(samples, tmp_path, conf):
     staged = stage(samples, "vmdk_stream_optimized", tmp_path)
     image = FakeImage("vmdk")
     probe = Probe()
-    run(staged, image, probe=probe)
+    wrapper = run(staged, image, probe=probe)
     out = staged + ".glance_ext_convert.raw"
     assert probe.seen == "file://" + out
-    assert not os.path.exists(staged)          # the source is gone
+    # The user's upload is kept until the import has succeeded (a crash
+    # before can keep it), then deleted: Glance deletes only the file_path
+    # we handed on.
+    assert os.path.exists(staged)
     assert image.disk_format == "raw" and image.container_format == "bare"
     assert image.size == os.path.getsize(out)
     assert image.virtual_size == 4 * 1024 * 1024
@@ -139,8 +154,11 @@ def test_converts_and_hands_over_the_new_file(samples, tmp_path, conf):
     assert props["glance_ext_convert_source_disk_format"] == "vmdk"
     assert props["glance_ext_convert_source_format"] == "vmdk"
     assert props["glance_ext_convert_target_format"] == "raw"
-    journal = tmp_path / "slots" / "inflight"
-    assert len(os.listdir(journal)) == 1   # kept until the process ends
+    journal = str(tmp_path / "glance-ext-state" / "journal")
+    assert len(os.listdir(journal)) == 1
+    wrapper.drop_lock_for_task()          # Glance's _CompleteTask
+    assert not os.path.exists(staged)
+    assert os.listdir(journal) == []
 
 
 def test_later_failure_restores_image_and_deletes_files(
@@ -158,7 +176,7 @@ def test_later_failure_restores_image_and_deletes_files(
     assert image.extra_properties["os_glance_failed_import"] == "fs"
     assert image.extra_properties["os_glance_importing_to_stores"] == ""
     assert os.listdir(str(tmp_path / "staging")) == []
-    assert os.listdir(str(tmp_path / "slots" / "inflight")) == []
+    assert os.listdir(str(tmp_path / "glance-ext-state" / "journal")) == []
 
 
 def test_stores_that_disagree(samples, tmp_path, conf):

@@ -339,4 +339,4 @@ def test_error_body_follows_the_accept_header_as_glance_does(
         else:
             assert "<h1>400 Bad Request</h1>" in resp.text
             assert "'hw_disk_bus'" in resp.text
-            assert "'&lt;foo&gt;'" in resp.text
+            assert "'&lt;foo>'" in resp.text
