@@ -46,6 +46,8 @@ VALIDATION_REPORT = "glance_ext_validation_report"
 # behind "Task failed due to Internal Error".
 DOWNLOAD_METHODS = ("web-download", "glance-download")
 
+INCOMPLETE_UPLOAD = "the upload did not complete; stage the image again"
+
 
 class PluginFailure(glance_exception.UploadException):
     """A plugin refused the import; the text reaches ``glance image-tasks``."""
@@ -106,6 +108,37 @@ def restore_and_requeue(action: Any, stores: Sequence[str],
             action.add_failed_stores(stores)
 
 
+def require_complete_upload(plugin: str, import_method: Optional[str],
+                            recorded_size: Optional[int],
+                            path: str) -> None:
+    """Refuse staged data that is not a whole ``image-stage`` upload.
+
+    Glance records the image's ``size`` only when staging has finished
+    (``ImageDataController.stage``): a glance-api killed mid-stage leaves a
+    partial file and no size (or the size of an earlier stage), and Glance
+    would import that file. So for glance-direct the staged file must be
+    exactly ``recorded_size`` bytes long. web-download and glance-download
+    write the file in the import task itself and check its length there
+    (no size is recorded before the store upload), so they are not judged
+    here. The first of our plugins to see the staged file calls this: what
+    it replaces (decompression) it records the size of.
+    """
+    if import_method != "glance-direct":
+        return
+    try:
+        staged: Optional[int] = os.path.getsize(path)
+    except OSError:
+        staged = None
+    if recorded_size is not None and staged == recorded_size:
+        return
+    raise PluginFailure(
+        "Import refused by %s: %s (the staged data is %s, Glance recorded "
+        "%s)" % (plugin, INCOMPLETE_UPLOAD,
+                 "missing" if staged is None else "%d bytes" % staged,
+                 "no size" if recorded_size is None
+                 else "%d bytes" % recorded_size))
+
+
 def delete_files(paths: Sequence[str]) -> None:
     """Delete what a plugin wrote; a file already gone is fine."""
     for path in paths:
@@ -121,6 +154,8 @@ class ImportPluginTask(task.Task):
     """Base task: keeps the plugin kwargs and implements the revert."""
 
     plugin_name = "plugin"
+    # The name operators list in image_import_plugins, for messages.
+    entry_point = "glance_ext"
 
     def __init__(self, *, task_id: str, task_type: str, action_wrapper: Any,
                  stores: Optional[Sequence[Optional[str]]] = None,
@@ -136,6 +171,7 @@ class ImportPluginTask(task.Task):
         self.original_attributes: Dict[str, Any] = {}
         self.added_properties: List[str] = []
         method = ((import_req or {}).get("method") or {}).get("name")
+        self.import_method: Optional[str] = method
         self.download_reverts_image = method in DOWNLOAD_METHODS
         super().__init__(name="%s-%s-%s" % (task_type, self.plugin_name,
                                             task_id), provides=provides)
@@ -144,6 +180,15 @@ class ImportPluginTask(task.Task):
         """Record the staged file so revert can delete it; return its path."""
         self.staged_path = local_path(file_path)
         return self.staged_path
+
+    def check_upload_complete(self, path: str) -> None:
+        """``require_complete_upload`` for this task's import."""
+        if self.import_method != "glance-direct":
+            return
+        with self.action_wrapper as action:
+            recorded = action.image_size
+        require_complete_upload(self.entry_point, self.import_method,
+                                recorded, path)
 
     def track_file(self, path: str) -> str:
         """A file this plugin created: deleted on revert."""

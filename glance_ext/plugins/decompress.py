@@ -70,6 +70,7 @@ def load_limits(conf: cfg.ConfigOpts = CONF):
 
 class DecompressImage(base.ImportPluginTask):
     plugin_name = "Decompress_Image"
+    entry_point = PLUGIN_NAME
 
     def __init__(self, *, task_repo: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -78,6 +79,9 @@ class DecompressImage(base.ImportPluginTask):
 
     def execute(self, file_path: str) -> None:
         src = self.remember_staged(file_path)
+        # First of our plugins: the data as staged must be a whole upload
+        # before it is replaced (validate then sees the size set below).
+        self.check_upload_complete(src)
         limits, enabled, skip_compressed = load_limits()
         with self.action_wrapper as action:
             container = action.image_container_format

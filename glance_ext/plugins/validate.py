@@ -50,6 +50,7 @@ MUST_RUN_AFTER_US = ("image_conversion", "glance_ext_convert")
 
 class ValidateImage(base.ImportPluginTask):
     plugin_name = "Validate_Image"
+    entry_point = "glance_ext_validate"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(provides=base.VALIDATION_REPORT, **kwargs)
@@ -57,6 +58,9 @@ class ValidateImage(base.ImportPluginTask):
 
     def execute(self, file_path: str) -> Dict[str, Any]:
         path = self.remember_staged(file_path)
+        # After glance_ext_decompress this checks the size it recorded for
+        # the data it wrote; without it, the data as staged.
+        self.check_upload_complete(path)
         policy = _load_policy()
         with self.action_wrapper as action:
             claimed = action.image_disk_format
