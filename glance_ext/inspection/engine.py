@@ -192,6 +192,8 @@ class Engine:
                 check_format(inner_det, inner, inspector, self.policy,
                              inner_report, prefix=prefix)
             for finding in inner_report.rejections:
+                if finding.code == "archive":
+                    continue    # compressed guest data is not an image
                 msg = finding.message
                 if not msg.startswith(prefix):
                     msg = prefix + msg

@@ -386,13 +386,19 @@ def check_luks(detection: Detection, policy: Policy, report: Report) -> None:
             report.reject("malformed", "LUKS key slot %d has %d "
                           "anti-forensic stripes (LUKS1 uses %d)"
                           % (slot, stripes, LUKS_STRIPES))
-    if payload_offset * 512 > detection.file_size:
+    if payload_offset * 512 > _sectors_bytes(detection.file_size):
         report.reject("malformed", "LUKS payload offset lies beyond the end "
                       "of the file")
 
 
+def _sectors_bytes(size: int) -> int:
+    """A file's length as qemu's block layer sees it: whole sectors."""
+    return -(-size // 512) * 512
+
+
 def luks_virtual_size(detection: Detection) -> int:
-    """Guest-visible size: the file after the encrypted payload offset.
+    """Guest-visible size, as qemu computes it: the file's length in whole
+    sectors minus the encrypted payload offset.
 
     oslo's inspector subtracts the offset from the bytes it was fed, which
     is negative when, as here, only the header was read.
@@ -400,7 +406,7 @@ def luks_virtual_size(detection: Detection) -> int:
     if len(detection.head) < 108:
         return 0
     (payload_offset,) = struct.unpack(">I", detection.head[104:108])
-    return max(0, detection.file_size - payload_offset * 512)
+    return max(0, _sectors_bytes(detection.file_size) - payload_offset * 512)
 
 
 def dmg_trailer(detection: Detection) -> bool:
@@ -416,7 +422,7 @@ def dmg_trailer(detection: Detection) -> bool:
     size = detection.file_size
     if size < 512:
         return False
-    rounded = -(-size // 512) * 512
+    rounded = _sectors_bytes(size)
     window_start = rounded - 1023 if rounded > 1023 else 0
     tail_start = size - len(detection.tail)
     if window_start < tail_start:

@@ -776,6 +776,13 @@ def build(out: str) -> List[Case]:
              ("malformed",), policy=luks_ok),
         lambda p: (luks(p), luks_slot(p, 2, active=0x12345678)))
 
+    def luks_odd_length(p):
+        luks(p)
+        with open(p, "r+b") as f:
+            f.truncate(os.path.getsize(p) - 100)
+    add(Case("luks_odd_length", "16", "luks", "accepted", policy=luks_ok,
+             note="qemu counts the last partial sector"), luks_odd_length)
+
     def luks_payload_past_end(p):
         luks(p)
         patch(p, 104, struct.pack(">I", 0x7FFFFFFF))
