@@ -20,12 +20,17 @@ Hand-written because each one closes a gap measured against oslo.utils 10.2
   an external data file or a backing format, the corrupt bit, encryption and
   oversized L1/snapshot tables.
 * VMDK: oslo does not look at ``parentCID``/``parentFileNameHint`` and passes
-  descriptor-only (text) VMDKs, whose extents are other host files.
+  descriptor-only (text) VMDKs, whose extents are other host files. Its
+  descriptor and footer checks are made again here so that the rejection
+  says what is wrong in our words (oslo's texts are not passed on).
 * VHD/VHDX/VDI: differencing disks reference a parent file; oslo does not
   look. A *fixed* VHD has its footer only at the end, which oslo never sees.
 * MBR/GPT: oslo's single ``mbr`` check cannot be relaxed per problem, so
   common non-compliant protective MBRs fail it.
-* LUKS: the PBKDF2 iteration count is attacker-chosen CPU time.
+* LUKS: every PBKDF2 iteration count (digest and each active key slot) is
+  attacker-chosen CPU time; oslo's virtual size is negative.
+* dmg: qemu opens it by a trailer at the end of the file, which no oslo
+  inspector knows.
 
 Every function appends to a Report and never raises on malformed input.
 """
