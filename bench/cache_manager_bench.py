@@ -43,16 +43,13 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+from oslo_concurrency import processutils
+from oslo_config import cfg
+from oslo_utils import imageutils
 
-from oslo_concurrency import processutils  # noqa: E402
-from oslo_config import cfg  # noqa: E402
-from oslo_utils import imageutils  # noqa: E402
-
-from glance_ext.cache_manager import cachepass  # noqa: E402
-from glance_ext.cache_manager import options  # noqa: E402
-from tests import cache_manager_trees as trees  # noqa: E402
+from glance_ext.cache_manager import cachepass
+from glance_ext.cache_manager import options
+from glance_ext.testing import cache_manager_trees as trees
 
 DISK_FILES = ('disk', 'disk.local', 'disk.swap', 'disk.rescue')
 CHUNK = 4096

@@ -49,10 +49,9 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from glance_ext.local_glance import client
 
-from tests.functional import fixtures  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MiB = 1024 * 1024
 RUN = 64 * MiB
@@ -177,7 +176,7 @@ def task_phases(glance, image_id: str) -> dict:
 def timed_import(glance, path: str, disk_format: str) -> dict:
     proc = glance.glance("image-create", "--disk-format", disk_format,
                          "--container-format", "bare", "--name", "bench")
-    image_id = fixtures.parse_table(proc.stdout)["id"]
+    image_id = client.parse_table(proc.stdout)["id"]
     with open(path, "rb") as data:
         glance.glance("image-stage", image_id, stdin=data)
     # Start every timed import with no writeback pending (the staged data,
@@ -224,8 +223,8 @@ def summarize(runs: list) -> dict:
 
 def start(state: str, plugins, options):
     os.environ["OS_DEFAULT__USE_STDERR"] = "true"
-    return fixtures.start_local_glance(state, plugins=plugins,
-                                       import_options=options)
+    return client.start_local_glance(state, plugins=plugins,
+                                     import_options=options)
 
 
 def main(argv=None) -> int:

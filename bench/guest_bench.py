@@ -23,68 +23,49 @@ read, container metadata included, from /proc/PID/io).
 Part 2 (when ``virt-inspector`` is installed): ours and virt-inspector
 side by side on the same images, in this process, one after the other,
 with the OS identity each reports (distro, version, osinfo short-id,
-architecture, root device). libguestfs boots an appliance: here only
-with ``LIBGUESTFS_BACKEND=direct`` and TCG (no KVM), see the notes on
+architecture, root device) and, unless ``--no-applications``, the
+installed packages (virt-inspector's applications against our inventory,
+compared as sets of (name, version)). libguestfs boots an appliance: here
+only with ``LIBGUESTFS_BACKEND=direct`` and TCG (no KVM), see the notes on
 libguestfs in shared/notes/glance-33.md.
+
+Part 3: the cost of the package inventory: time and bytes read with
+``[glance_ext_guest] inventory`` on and off, and the time to build and
+serialise the CycloneDX SBOM ("inv read": what the inventory itself read
+from the guest disk, database and filesystem metadata), on the Part 2 images and on a
+diskimage-builder image (``--dib``: built by glance_ext/testing/guest/dib.py once,
+about two minutes; or ``--dib-image PATH`` for one built before).
 
     python bench/guest_bench.py [--sizes 64,1024,20480] [--repeat 3]
                                 [--peer-images ubuntu-gpt,debian-mbr]
+                                [--no-applications] [--dib]
 """
 
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+from glance_ext.guest import inspect_guest
+from glance_ext.guest import options as guest_options
+from glance_ext.guest import sbom
+from glance_ext.testing.guest import disks
+from glance_ext.testing.guest import virt_inspector as peer_mod
 
-from glance_ext.guest import inspect_guest  # noqa: E402
-from tests.guest import disks  # noqa: E402
 
-
-def ours(path: str, fmt: str, repeat: int):
+def ours(path: str, fmt: str, repeat: int, inventory: bool = True):
     times, report = [], None
+    conf = guest_options.standalone_conf(inventory=inventory)
     for _ in range(repeat):
         start = time.monotonic()
-        report = inspect_guest(path, fmt)
+        report = inspect_guest(path, fmt, conf)
         times.append(time.monotonic() - start)
     if not report.ok:
         raise SystemExit("inspection of %s failed: %s"
                          % (path, report["error"]))
     return statistics.median(times), report
-
-
-def virt_inspector(path: str, fmt: str):
-    env = dict(os.environ, LIBGUESTFS_BACKEND="direct",
-               LIBGUESTFS_BACKEND_SETTINGS="force_tcg")
-    qfmt = {"vhd": "vpc"}.get(fmt, fmt)
-    start = time.monotonic()
-    # --no-applications: ours does not list packages; this also makes the
-    # peer faster, so the ratio is conservative.
-    out = subprocess.run(["virt-inspector", "--no-applications",
-                          "--format=%s" % qfmt, "-a", path],
-                         capture_output=True, text=True, env=env,
-                         timeout=900)
-    elapsed = time.monotonic() - start
-    if out.returncode != 0 or not out.stdout.strip():
-        return elapsed, {"error": out.stderr.strip()[-300:]}
-    osel = ET.fromstring(out.stdout).find("operatingsystem")
-    if osel is None:
-        return elapsed, {"error": "no operating system found"}
-
-    def text(tag):
-        el = osel.find(tag)
-        return el.text if el is not None else None
-    version = "%s.%s" % (text("major_version"), text("minor_version"))
-    return elapsed, {"distro": text("distro"), "version": version,
-                     "osinfo": text("osinfo"), "arch": text("arch"),
-                     "root": text("root")}
 
 
 def _norm_version(version):
@@ -107,11 +88,20 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--peer-images", default="ubuntu-gpt,rhel-lvm,"
                         "win2k22-gpt",
-                        help="images (tests/guest/disks.py SPECS) for the "
+                        help="images (glance_ext/testing/guest/disks.py SPECS) for the "
                              "virt-inspector comparison; empty to skip")
+    parser.add_argument("--no-applications", action="store_false",
+                        dest="applications",
+                        help="run virt-inspector without its application "
+                             "list (identity only, as before)")
+    parser.add_argument("--dib", action="store_true",
+                        help="also measure a diskimage-builder Debian 12 "
+                             "image (built once by glance_ext/testing/guest/dib.py)")
+    parser.add_argument("--dib-image", help="a diskimage-builder image "
+                        "built before (raw or qcow2)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    results = {"sizes": [], "peer": []}
+    results = {"sizes": [], "peer": [], "inventory": []}
 
     print("Part 1: time and guest bytes read vs image size (median of %d)"
           % args.repeat)
@@ -136,43 +126,106 @@ def main() -> int:
                 size, fmt, row["virtual_size"], row["file_bytes"],
                 elapsed, row["bytes_read"], row["image_bytes_read"]))
 
-    peers = [n for n in args.peer_images.split(",") if n]
-    if peers and shutil.which("virt-inspector") is None:
-        print("\nPart 2 skipped: virt-inspector (libguestfs-tools) is not "
-              "installed")
-        peers = []
-    if peers:
-        print("\nPart 2: ours vs virt-inspector, same images, same process")
-        print("%-16s %-6s %9s %9s %8s  %-44s %s" % (
+    peers = [(n, disks.SPECS[n], None) for n in
+             args.peer_images.split(",") if n]
+    dib_path = args.dib_image
+    if args.dib and not dib_path:
+        from glance_ext.testing.guest import dib
+        dib_path = dib.image("raw")
+    if dib_path:
+        peers.append(("dib-debian12", None, dib_path))
+    if peers and peer_mod.missing():
+        print("\nPart 2 skipped: %s" % peer_mod.missing())
+    elif peers:
+        print("\nPart 2: ours vs virt-inspector%s, same images, same "
+              "process" % (" with applications" if args.applications
+                           else " --no-applications"))
+        print("%-16s %-6s %9s %9s %8s  %-40s %-24s %s" % (
             "image", "format", "ours s", "peer s", "ratio", "ours",
-            "virt-inspector"))
-    for name in peers:
-        spec = disks.SPECS[name]
-        for container in ("raw", "qcow2"):
-            if spec.root_fs == "ntfs" and disks.ntfs_missing():
-                print("%-16s skipped: %s" % (name, disks.ntfs_missing()))
-                break
-            path = disks.image(spec, container)
-            fmt = disks.disk_format_of(container)
-            t_ours, report = ours(path, fmt, args.repeat)
-            t_peer, peer = virt_inspector(path, fmt)
-            mine = ours_identity(report)
-            same = all(mine.get(k) == peer.get(k)
-                       for k in ("distro", "version", "osinfo", "arch"))
-            row = {"image": name, "format": fmt, "ours_s": round(t_ours, 3),
-                   "peer_s": round(t_peer, 3),
-                   "ratio": round(t_peer / t_ours, 1), "ours": mine,
-                   "peer": peer, "identical_identity": same}
-            results["peer"].append(row)
-            print("%-16s %-6s %9.3f %9.3f %7.0fx  %-44s %s%s" % (
-                name, fmt, t_ours, t_peer, t_peer / t_ours,
-                "%(distro)s %(version)s %(osinfo)s %(arch)s" % mine,
-                peer.get("error") or "%(distro)s %(version)s %(osinfo)s "
-                "%(arch)s" % peer, "" if same else "  <-- DIFFERENT"))
+            "virt-inspector", "packages ours/peer"))
+        for name, spec, given in peers:
+            _peer_rows(args, results, name, spec, given)
+    print("\nPart 3: the package inventory's cost (median of %d)"
+          % args.repeat)
+    print("%-16s %-6s %9s %9s %11s %11s %9s %7s %9s" % (
+        "image", "format", "off s", "on s", "read off", "read on",
+        "inv read", "pkgs", "sbom s"))
+    # The Part 2 images, the Debian image with the build machine's real
+    # dpkg status (hundreds of packages) and the largest Part 1 image.
+    inv_images = list(peers)
+    if "debian-mbr" not in [n for n, _s, _g in inv_images]:
+        inv_images.append(("debian-mbr", disks.SPECS["debian-mbr"], None))
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    if sizes:
+        inv_images.append(("bench-ubuntu-%d" % max(sizes), disks.DiskSpec(
+            "bench-ubuntu-%d" % max(sizes), "ubuntu", "22.04", "gpt-esp",
+            root_mb=max(sizes)), None))
+    for name, spec, given in inv_images:
+        for path, fmt in _paths(spec, given):
+            t_off, r_off = ours(path, fmt, args.repeat, inventory=False)
+            t_on, r_on = ours(path, fmt, args.repeat, inventory=True)
+            start = time.monotonic()
+            text = sbom.to_json(sbom.build(r_on))
+            t_sbom = time.monotonic() - start
+            inv = r_on.inventory
+            row = {"image": name, "format": fmt, "off_s": round(t_off, 3),
+                   "on_s": round(t_on, 3), "read_off": r_off["bytes_read"],
+                   "read_on": r_on["bytes_read"],
+                   "db_bytes": inv["disk_bytes_read"],
+                   "packages": inv["count"],
+                   "sbom_s": round(t_sbom, 3), "sbom_bytes": len(text)}
+            results["inventory"].append(row)
+            print("%-16s %-6s %9.3f %9.3f %11d %11d %9d %7d %9.3f" % (
+                name, fmt, t_off, t_on, row["read_off"], row["read_on"],
+                row["db_bytes"], row["packages"], t_sbom))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
     return 0
+
+
+def _paths(spec, given):
+    if given:
+        fmt = "qcow2" if given.endswith(".qcow2") else "raw"
+        return [(given, fmt)]
+    if spec.root_fs == "ntfs" and disks.ntfs_missing():
+        return []
+    return [(disks.image(spec, c), disks.disk_format_of(c))
+            for c in ("raw", "qcow2")]
+
+
+def _peer_rows(args, results, name, spec, given) -> None:
+    for path, fmt in _paths(spec, given):
+        t_ours, report = ours(path, fmt, args.repeat)
+        peer = peer_mod.run(path, fmt, applications=args.applications)
+        mine = ours_identity(report)
+        same = all(mine.get(k) == peer.identity.get(k)
+                   for k in ("distro", "version", "osinfo", "arch"))
+        ours_apps = sorted({(p.name, p.evr if report.os.get("os_type") !=
+                             "windows" else p.version)
+                            for p in report.packages})
+        peer_apps = sorted(set(peer.applications))
+        apps_same = ours_apps == peer_apps if args.applications else None
+        row = {"image": name, "format": fmt, "ours_s": round(t_ours, 3),
+               "peer_s": round(peer.elapsed, 3),
+               "ratio": round(peer.elapsed / t_ours, 1), "ours": mine,
+               "peer": peer.identity, "peer_error": peer.error,
+               "identical_identity": same, "ours_packages": len(ours_apps),
+               "peer_packages": len(peer_apps),
+               "identical_packages": apps_same,
+               "only_ours": [list(a) for a in ours_apps
+                             if a not in peer_apps][:20],
+               "only_peer": [list(a) for a in peer_apps
+                             if a not in ours_apps][:20]}
+        results["peer"].append(row)
+        print("%-16s %-6s %9.3f %9.3f %7.0fx  %-40s %-24s %s%s" % (
+            name, fmt, t_ours, peer.elapsed, peer.elapsed / t_ours,
+            "%(distro)s %(version)s %(osinfo)s %(arch)s" % mine,
+            peer.error[:60] if peer.error else
+            "%(distro)s %(version)s %(osinfo)s %(arch)s" % peer.identity,
+            "%d/%d%s" % (len(ours_apps), len(peer_apps),
+                         "" if apps_same in (True, None) else " DIFFER"),
+            "" if same else "  <-- DIFFERENT"))
 
 
 if __name__ == "__main__":

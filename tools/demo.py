@@ -27,11 +27,10 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from glance_ext.local_glance import client
+from glance_ext.testing.guest import disks
 
-from tests.functional import fixtures  # noqa: E402
-from tests.guest import disks  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Image fields every Glance has; anything else on an image the demo
 # created without properties was set by an import plugin.
@@ -75,7 +74,7 @@ def plugin_properties(image: dict) -> dict:
             if k not in CORE_FIELDS and not k.startswith("os_glance")}
 
 
-def show(glance: fixtures.LocalGlance, label: str, image_id: str) -> None:
+def show(glance: client.LocalGlance, label: str, image_id: str) -> None:
     image = glance.wait_import(image_id, timeout=300)
     tasks = glance.tasks(image_id)
     message = tasks[0].get("Message", "") if tasks else ""
@@ -98,12 +97,12 @@ def section(title: str) -> None:
     print("\n" + "=" * 72 + "\n" + title + "\n" + "=" * 72)
 
 
-def demo_validate(glance: fixtures.LocalGlance, images: dict) -> None:
+def demo_validate(glance: client.LocalGlance, images: dict) -> None:
     """One good and one malicious image through glance_ext_validate."""
     section("glance_ext_validate: the same engine offline and in Glance")
     for name in ("qcow2", "evil"):
-        proc = fixtures.run([fixtures.GLANCE_EXT, "inspect", images[name]],
-                            check=False)
+        proc = client.run([client.GLANCE_EXT, "inspect", images[name]],
+                          check=False)
         print("$ glance-ext inspect %s   -> exit %d"
               % (os.path.basename(images[name]), proc.returncode))
         wanted = ("verdict:", "detected format:", "bytes read:", "  - [")
@@ -117,7 +116,7 @@ def demo_validate(glance: fixtures.LocalGlance, images: dict) -> None:
     print("   staged files left: %s" % (glance.staged_files() or "none"))
 
 
-def demo_convert(glance: fixtures.LocalGlance, images_dir: str) -> None:
+def demo_convert(glance: client.LocalGlance, images_dir: str) -> None:
     """A qcow2 and a streamOptimized vmdk converted for the file store,
     with the progress glance_ext_convert reports while qemu-img runs."""
     section("glance_ext_convert: converted for the file store, with progress")
@@ -146,7 +145,7 @@ def demo_convert(glance: fixtures.LocalGlance, images_dir: str) -> None:
                           .rstrip())
 
 
-def demo_inject(glance: fixtures.LocalGlance, images_dir: str) -> None:
+def demo_inject(glance: client.LocalGlance, images_dir: str) -> None:
     """Linux guests through glance_ext_inject: what it found inside and
     how each image fares against the Image Guide checks."""
     section("glance_ext_inject: properties discovered inside the guest")
@@ -176,19 +175,22 @@ def demo_inject(glance: fixtures.LocalGlance, images_dir: str) -> None:
         print("   failed: %s" % image.get("glance_ext_inject_checks_failed"))
 
 
-def demo_metadefs(glance: fixtures.LocalGlance, state_dir: str) -> None:
+def demo_metadefs(glance: client.LocalGlance, state_dir: str) -> None:
     """Load the catalog, then one refused and one accepted update."""
     section("metadefs: the catalog, loaded with glance-manage, enforced")
     conf = os.path.join(state_dir, "etc", "glance-api.conf")
-    fixtures.run([os.path.join(fixtures.BIN_DIR, "glance-manage"),
-                  "--config-file", conf, "db", "load_metadefs", "--path",
-                  os.path.join(ROOT, "metadefs")])
+    # The catalog as installed with glance_ext (what an operator has).
+    catalog_dir = client.run([client.GLANCE_EXT, "metadefs",
+                              "path"]).stdout.strip()
+    client.run([os.path.join(client.BIN_DIR, "glance-manage"),
+                "--config-file", conf, "db", "load_metadefs", "--path",
+                catalog_dir])
     listing = glance.glance("md-namespace-list").stdout
     ours = [line.strip("| ") for line in listing.splitlines()
             if "GlanceExt::" in line]
-    print("$ glance-manage db load_metadefs --path metadefs/  -> "
-          "namespaces: %s" % ", ".join(ours))
-    image_id = fixtures.parse_table(glance.glance(
+    print('$ glance-manage db load_metadefs --path "$(glance-ext metadefs '
+          'path)"  -> namespaces: %s' % ", ".join(ours))
+    image_id = client.parse_table(glance.glance(
         "image-create", "--name", "demo-metadefs", "--disk-format", "qcow2",
         "--container-format", "bare").stdout)["id"]
     time.sleep(2.5)  # the filter re-reads the catalog every 2 s here
@@ -211,15 +213,15 @@ def main() -> int:
     state_dir = os.path.abspath(args.state_dir)
 
     # A fresh Glance every run.
-    subprocess.run([fixtures.GLANCE_EXT, "local-glance", "down",
+    subprocess.run([client.GLANCE_EXT, "local-glance", "down",
                     "--state-dir", state_dir, "--purge"],
                    stdout=subprocess.DEVNULL, check=True)
     images = build_images(os.path.join(state_dir + "-images"))
-    www = fixtures.HTTPServer(os.path.dirname(images["raw"]))
+    www = client.HTTPServer(os.path.dirname(images["raw"]))
     print("building and importing sample images; Glance starts at "
           "%s" % state_dir)
     try:
-        glance = fixtures.start_local_glance(
+        glance = client.start_local_glance(
             state_dir, plugins=["all"], web_download_port=www.port,
             paste_filters=["glance_ext.middleware:filter_factory"],
             api_options={"glance_ext_metadefs.refresh_interval": "2"},
@@ -246,7 +248,7 @@ def main() -> int:
         demo_metadefs(glance, state_dir)
     finally:
         www.close()
-    glance_cli = os.path.join(fixtures.BIN_DIR, "glance")
+    glance_cli = os.path.join(client.BIN_DIR, "glance")
     print("""
 Glance is still running. Use it with the real CLI:
   export OS_IMAGE_URL=%s
@@ -255,7 +257,7 @@ Glance is still running. Use it with the real CLI:
 Stop it with:  make demo-down
   (or %s local-glance down --state-dir %s)"""
           % (glance.url, glance.token, os.path.relpath(glance_cli, ROOT),
-             os.path.relpath(fixtures.GLANCE_EXT, ROOT), args.state_dir))
+             os.path.relpath(client.GLANCE_EXT, ROOT), args.state_dir))
     return 0
 
 

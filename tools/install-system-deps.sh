@@ -2,32 +2,60 @@
 # Licensed under the Apache License, Version 2.0; see LICENSE.
 #
 # Installs the system packages glance_ext needs when they are missing:
-#   qemu-utils   (qemu-img; always)
+#   always (the plugins, and `make demo`):
+#   qemu-utils   (qemu-img, qemu-nbd)
+#   e2fsprogs dosfstools mtools fdisk
+#                (the demo builds Ubuntu and Debian guest images with them)
 #   with --test, what the test suites need on top:
 #   postgresql   (server binaries: a throwaway cluster for concurrent imports)
 #   osinfo-db    (libosinfo's database: the os_distro drift test of metadefs)
-#   e2fsprogs dosfstools mtools fdisk xfsprogs ntfs-3g lvm2
-#                (the guest-image builders of tests/guest/)
+#   xfsprogs ntfs-3g lvm2 btrfs-progs
+#                (the other guest-image builders of glance_ext/testing/guest/)
+#   rpm          (rpmbuild and rpm --initdb: the rpm databases of the
+#                package inventory tests)
+#   with --dib, for the diskimage-builder image of the slow tests
+#   (glance_ext/testing/guest/dib.py; diskimage-builder comes from PyPI):
+#   debootstrap
+#   with --slow, for the comparisons with libguestfs (slow tests, bench):
+#   libguestfs-tools (about 1.1 GB)
 # Uses apt-get as root; otherwise says exactly what to install and fails.
 set -euo pipefail
 
-want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_test=0 want_dib=0 want_slow=0
+for arg in "$@"; do
+    case "$arg" in
+    --test) want_test=1 ;;
+    --dib) want_test=1; want_dib=1 ;;
+    --slow) want_test=1; want_slow=1 ;;
+    *) echo "usage: $0 [--test] [--dib] [--slow]" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
-command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
+need() {   # need TOOL:PACKAGE ...: the package of each tool not found
+    local pair tool pkg
+    for pair in "$@"; do
+        tool=${pair%%:*}; pkg=${pair#*:}
+        PATH="$PATH:/sbin:/usr/sbin" command -v "$tool" >/dev/null 2>&1 \
+            || missing+=("$pkg")
+    done
+}
+need qemu-img:qemu-utils mke2fs:e2fsprogs mkfs.vfat:dosfstools \
+    mcopy:mtools sfdisk:fdisk
 if [ "$want_test" = 1 ]; then
     if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
             && ! command -v initdb >/dev/null 2>&1; then
         missing+=(postgresql)
     fi
     [ -d /usr/share/osinfo/os ] || missing+=(osinfo-db)
-    for pair in mke2fs:e2fsprogs mkfs.vfat:dosfstools mcopy:mtools \
-            sfdisk:fdisk mkfs.xfs:xfsprogs mkntfs:ntfs-3g pvck:lvm2; do
-        tool=${pair%%:*}; pkg=${pair#*:}
-        PATH="$PATH:/sbin:/usr/sbin" command -v "$tool" >/dev/null 2>&1 \
-            || missing+=("$pkg")
-    done
+    need mkfs.xfs:xfsprogs mkntfs:ntfs-3g pvck:lvm2 mkfs.btrfs:btrfs-progs \
+        rpmbuild:rpm
+fi
+if [ "$want_dib" = 1 ]; then
+    need debootstrap:debootstrap
+fi
+if [ "$want_slow" = 1 ]; then
+    command -v virt-inspector >/dev/null 2>&1 || missing+=(libguestfs-tools)
 fi
 [ "${#missing[@]}" = 0 ] && exit 0
 

@@ -205,6 +205,8 @@ class CachePass:
     def run(self, dry_run: bool = False, force: bool = False,
             now: Optional[float] = None) -> PassResult:
         result = PassResult(self.base_dir, dry_run)
+        LOG.debug('Cache pass over %s (dry run: %s, forced: %s)',
+                  self.base_dir, dry_run, force)
         if not os.path.isdir(self.base_dir):
             LOG.debug('Skipping verification, no base directory at %s',
                       self.base_dir)

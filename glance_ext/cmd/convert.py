@@ -26,9 +26,11 @@ import json
 import logging
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from oslo_config import cfg
+
+from glance_ext.cmd import common
 
 from glance_ext.conversion import engine as engine_mod
 from glance_ext.conversion import options
@@ -68,11 +70,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--claimed-format", metavar="F",
                         help="the disk_format the image is claimed to be "
                              "(default: accept what is detected)")
-    parser.add_argument("--config-file", metavar="PATH", action="append",
-                        default=[],
-                        help="read [%s] and [%s] from this file (e.g. "
-                             "Glance's glance-image-import.conf); repeatable"
-                             % (options.GROUP, validate_options.GROUP))
     parser.add_argument("--compare", action="store_true",
                         help="also run qemu-img compare on the result")
     parser.add_argument("--lock-dir", metavar="DIR",
@@ -83,17 +80,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="progress bar on stderr (auto: on a terminal)")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         dest="output_format", help="result output format")
-    parser.add_argument("--debug", action="store_true",
-                        help="log every step to stderr")
     parser.set_defaults(func=run)
 
 
-def load(config_files: List[str], overrides: dict):
+def load(config_files: List[str], overrides: dict,
+         config_dirs: Sequence[str] = ()):
+    """Settings and policy from Glance's config files (``[%s]`` and
+    ``[%s]`` of glance-image-import.conf)."""
     conf = cfg.ConfigOpts()
     options.register_opts(conf)
     validate_options.register_opts(conf)
     conf(args=[], project="glance", default_config_files=config_files,
-         default_config_dirs=[])
+         default_config_dirs=list(config_dirs))
     return (Settings.from_conf(conf, overrides),
             policy_mod.Policy.from_conf(conf))
 
@@ -144,9 +142,7 @@ class Bar:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.debug:
-        logging.basicConfig(level=logging.DEBUG)
-    else:
+    if not common.wants_logging(args):
         logging.getLogger().addHandler(logging.NullHandler())
     if not os.path.isfile(args.source):
         return _usage("%s is not a readable file" % args.source)
@@ -156,9 +152,6 @@ def run(args: argparse.Namespace) -> int:
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         return _usage("directory %s does not exist" % out_dir)
-    for path in args.config_file:
-        if not os.path.isfile(path):
-            return _usage("config file %s not found" % path)
     overrides = {}
     if args.compare:
         overrides["compare"] = True
@@ -168,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
         # A bar wants more than the task message's update rate.
         overrides["progress_interval_seconds"] = 0.5
     try:
-        settings, policy = load(args.config_file, overrides)
+        settings, policy = load(args.config_file, overrides,
+                                args.config_dir)
     except (SettingsError, policy_mod.PolicyError, cfg.Error) as exc:
         return _usage(str(exc))
     engine = engine_mod.ConversionEngine(settings, policy)

@@ -14,7 +14,9 @@
 
 Operators run it on an image to learn what Glance's validate step will say
 (same engine, same options when given the same config file) without staging
-anything. Exit status: 0 accepted, 1 rejected, 2 usage error.
+anything; ``--sbom OUT.json`` also writes the guest's CycloneDX SBOM, the
+same document the inject plugin stores in ``sbom_dir``. Exit status: 0
+accepted, 1 rejected, 2 usage error, 3 accepted but no SBOM could be made.
 """
 
 import argparse
@@ -22,11 +24,12 @@ import json
 import logging
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from oslo_config import cfg
 
 from glance_ext import guest as guest_mod
+from glance_ext.cmd import common
 from glance_ext.inspection import engine as engine_mod
 from glance_ext.inspection import options
 from glance_ext.inspection import policy as policy_mod
@@ -36,6 +39,7 @@ from glance_ext.inspection.report import Report
 EXIT_ACCEPTED = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
+EXIT_NO_SBOM = 3
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "inspect", help="inspect a disk image as the validate plugin would",
         description="Detect the real format of FILE, run the safety checks "
                     "and the operator policy of [%s], and print the verdict. "
-                    "Exit status 0 accepted, 1 rejected, 2 usage error."
+                    "Exit status 0 accepted, 1 rejected, 2 usage error, 3 "
+                    "accepted but no SBOM could be made (--sbom)."
                     % options.GROUP)
     parser.add_argument("file", metavar="FILE")
     parser.add_argument("--format", choices=("text", "json"), default="text",
@@ -52,11 +57,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the disk_format the image would be uploaded "
                              "with (default: accept what is detected)")
     parser.add_argument("--container-format", metavar="C", default="bare")
-    parser.add_argument("--config-file", metavar="PATH", action="append",
-                        default=[],
-                        help="read [%s] from this file (e.g. Glance's "
-                             "glance-image-import.conf); repeatable"
-                             % options.GROUP)
     parser.add_argument("--property", metavar="KEY=VALUE", action="append",
                         default=[], help="an image property (for "
                                          "require_signature); repeatable")
@@ -64,16 +64,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="skip the look inside the guest (OS, "
                              "architecture, firmware, Image Guide checks) "
                              "that follows an accepted verdict")
-    parser.add_argument("--debug", action="store_true",
-                        help="log every step to stderr")
+    parser.add_argument("--sbom", metavar="OUT.json",
+                        help="write the guest's installed packages as a "
+                             "CycloneDX 1.6 JSON SBOM (with package URLs) "
+                             "to this file")
     parser.set_defaults(func=run)
 
 
-def load_policy(config_files: List[str]) -> policy_mod.Policy:
+def load_policy(config_files: List[str],
+                config_dirs: Sequence[str] = ()) -> policy_mod.Policy:
+    """The policy of ``[glance_ext_validate]`` in Glance's config files
+    (``--config-file``/``--config-dir``, e.g. glance-image-import.conf)."""
     conf = cfg.ConfigOpts()
     options.register_opts(conf)
     conf(args=[], project="glance", default_config_files=config_files,
-         default_config_dirs=[])
+         default_config_dirs=list(config_dirs))
     return policy_mod.Policy.from_conf(conf)
 
 
@@ -83,16 +88,18 @@ def _usage(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.debug:
-        logging.basicConfig(level=logging.DEBUG)
-    else:
+    if not common.wants_logging(args):
         # The verdict is the output; library warnings would repeat it.
         logging.getLogger().addHandler(logging.NullHandler())
     if not os.path.isfile(args.file):
         return _usage("%s is not a readable file" % args.file)
-    for path in args.config_file:
-        if not os.path.isfile(path):
-            return _usage("config file %s not found" % path)
+    if args.sbom and not args.guest:
+        return _usage("--sbom needs the look inside the guest; drop "
+                      "--no-guest")
+    if args.sbom and not os.path.isdir(os.path.dirname(
+            os.path.abspath(args.sbom))):
+        return _usage("the directory of --sbom %s does not exist"
+                      % args.sbom)
     if args.claimed_format and \
             args.claimed_format not in policy_mod.KNOWN_FORMATS | {
                 "ami", "aki", "ari", "ploop"}:
@@ -104,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             return _usage("--property wants KEY=VALUE, got %r" % item)
         props[key] = value
     try:
-        policy = load_policy(args.config_file)
+        policy = load_policy(args.config_file, args.config_dir)
     except (policy_mod.PolicyError, cfg.Error) as exc:
         return _usage(str(exc))
     try:
@@ -119,16 +126,48 @@ def run(args: argparse.Namespace) -> int:
             report.disk_format in guest_mod.SUPPORTED_FORMATS:
         # Only an image validate accepted is handed to the guest engine.
         guest = guest_mod.inspect_guest(args.file, report.disk_format)
+    sbom_line, sbom_failed = None, False
+    if args.sbom and report.accepted:
+        sbom_line, sbom_failed = _write_sbom(guest, args.sbom)
     if args.output_format == "json":
         data = report.to_dict()
         if guest is not None:
             data["guest"] = guest.to_dict()
+        if sbom_line:
+            data["sbom"] = sbom_line
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         print(format_text(report))
         if guest is not None:
             print("guest:\n" + guest.format_text())
+        if sbom_line and not sbom_failed:
+            print("sbom:              %s" % sbom_line)
+    if sbom_failed:
+        print("glance-ext inspect: no SBOM written: %s" % sbom_line,
+              file=sys.stderr)
+        return EXIT_NO_SBOM
     return EXIT_ACCEPTED if report.accepted else EXIT_REJECTED
+
+
+def _write_sbom(guest, path: str):
+    """(message, failed) after writing the SBOM of ``guest`` to ``path``."""
+    from glance_ext.guest import sbom as sbom_mod
+    if guest is None:
+        return ("the image's format cannot be inspected inside", True)
+    try:
+        text = sbom_mod.to_json(sbom_mod.build(guest))
+    except sbom_mod.SbomError as exc:
+        return (str(exc), True)
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        return ("cannot write %s: %s" % (path, exc.strerror), True)
+    return ("%s (CycloneDX %s, %d packages, sha256 %s)"
+            % (path, sbom_mod.SCHEMA.to_version(), len(guest.packages),
+               sbom_mod.sha256(text)), False)
 
 
 def format_text(report: Report) -> str:

@@ -18,7 +18,6 @@ import sys
 from typing import List
 
 from oslo_config import cfg
-from oslo_log import log as logging
 
 from glance_ext.local_glance import errors
 from glance_ext.local_glance import options
@@ -48,9 +47,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "with glance_ext's plugins, a file store and a "
                     "keystone-less token filter. Not for production.")
     parser.add_argument("action", choices=["up", "down", "status"])
-    parser.add_argument("--config-file", action="append", default=[],
-                        help="oslo.config file with a [local_glance] "
-                             "section giving defaults for the flags below")
     parser.add_argument("--state-dir")
     parser.add_argument("--db", choices=["sqlite", "postgresql"])
     parser.add_argument("--plugins", type=_csv, default=None,
@@ -78,17 +74,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _conf(files: List[str]) -> cfg.ConfigOpts:
+def _conf(files: List[str], dirs: List[str]) -> cfg.ConfigOpts:
+    """``[local_glance]`` from ``--config-file``/``--config-dir``: defaults
+    for the flags (logging is set up by ``glance-ext`` itself)."""
     conf = cfg.ConfigOpts()
     options.register_opts(conf)
-    logging.register_options(conf)
-    # stdout carries the command's output (JSON with --format json).
-    conf.set_default("use_stderr", True)
     try:
-        conf(args=[], project="glance-ext", default_config_files=files)
+        conf(args=[], project="glance-ext", default_config_files=files,
+             default_config_dirs=dirs)
     except cfg.Error as exc:
         raise errors.LocalGlanceError("bad configuration: %s" % exc)
-    logging.setup(conf, "glance-ext")
     return conf
 
 
@@ -130,7 +125,7 @@ def _print_up(state: service.State) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = _settings(args, _conf(args.config_file))
+        settings = _settings(args, _conf(args.config_file, args.config_dir))
         if args.action == "up":
             state = service.up(settings)
             if args.format == "json":

@@ -24,7 +24,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-import glance_ext
+from glance_ext.cmd import common
 
 # Module paths of the sub-commands, in the order ``--help`` lists them.
 SUBCOMMANDS = (
@@ -32,6 +32,8 @@ SUBCOMMANDS = (
     "glance_ext.cmd.inspect",
     "glance_ext.cmd.metadefs",
     "glance_ext.cmd.convert",
+    "glance_ext.cmd.samples",
+    "glance_ext.cmd.paste_config",
 )
 
 EXIT_OK = 0
@@ -39,23 +41,44 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+CONFIG_HELP = ("a config file (for inspect and convert Glance's "
+               "glance-image-import.conf; for local-glance one with a "
+               "[local_glance] section); repeatable")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """The shared options on every sub-command, nested ones included."""
+    common.add_options(parser, sub=True, config_help=CONFIG_HELP)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_common(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glance-ext",
         description="Tools of glance_ext: a local Glance, image inspection "
-                    "and conversion, metadefs.")
-    parser.add_argument("--version", action="version",
-                        version="glance_ext %s" % glance_ext.__version__)
+                    "and conversion, metadefs, sample configs.")
+    common.add_options(parser, config_help=CONFIG_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for path in SUBCOMMANDS:
         importlib.import_module(path).register(subparsers)
+    for child in subparsers.choices.values():
+        _add_common(child)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = common.merge(parser.parse_args(argv))
+    problem = common.missing_config(args)
+    if problem:
+        print("glance-ext: error: %s" % problem, file=sys.stderr)
+        return EXIT_USAGE
+    if common.wants_logging(args):
+        common.setup_logging(args, "glance-ext")
     try:
         return int(args.func(args) or EXIT_OK)
     except KeyboardInterrupt:

@@ -39,7 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "metadefs/ directory of glance_ext).")
     sub = parser.add_subparsers(dest="metadefs_command", metavar="ACTION")
     sub.required = True
-    default_dir = catalog_mod.default_directory()
+    # None means the shipped catalog, resolved when a command runs (a
+    # missing catalog must not break ``--help`` of every other command).
+    default_dir = None
+
+    path = sub.add_parser(
+        "path", help="print where the shipped catalog is installed",
+        description="Print the directory of the metadefs catalog that ships "
+                    "with glance_ext, for example for `glance-manage db "
+                    "load_metadefs --path \"$(glance-ext metadefs path)\"`.")
+    path.set_defaults(func=run_path)
 
     check = sub.add_parser(
         "check", help="schema, titles, duplicates and conflicts",
@@ -53,9 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     coverage = sub.add_parser(
         "coverage", help="compare the catalog with the installed nova",
         description="Feed every allowed value (and a sample of forbidden "
-                    "ones) through nova's ImageMetaProps.from_dict() and "
-                    "flavor extra-spec validators. Exits 1 unless every "
-                    "nova field is covered or excluded and nothing differs.")
+                    "ones) through nova's ImageMetaProps.from_dict(), its "
+                    "flavor extra-spec validators and the scheduler code "
+                    "reading aggregate metadata. Exits 1 unless every nova "
+                    "field and extra spec is covered or excluded with a "
+                    "reason and nothing differs.")
     coverage.add_argument("--catalog", default=default_dir)
     coverage.add_argument("--format", choices=["text", "json"],
                           default="text")
@@ -97,10 +108,24 @@ def _quiet_imports() -> None:
     warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")
 
 
+def _directory(value: str) -> str:
+    return value or catalog_mod.default_directory()
+
+
+def run_path(args: argparse.Namespace) -> int:
+    try:
+        print(catalog_mod.default_directory())
+    except catalog_mod.CatalogError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def run_check(args: argparse.Namespace) -> int:
     _quiet_imports()
     from glance_ext.metadefs import check
     try:
+        args.directory = _directory(args.directory)
         problems = check.check_directory(args.directory)
     except (catalog_mod.CatalogError, RuntimeError) as e:
         print("error: %s" % e, file=sys.stderr)
@@ -121,7 +146,7 @@ def run_coverage(args: argparse.Namespace) -> int:
     _quiet_imports()
     from glance_ext.metadefs import coverage
     try:
-        catalog = catalog_mod.load_directory(args.catalog)
+        catalog = catalog_mod.load_directory(_directory(args.catalog))
         report = coverage.run(catalog)
     except catalog_mod.CatalogError as e:
         print("error: %s" % e, file=sys.stderr)
@@ -143,6 +168,15 @@ def run_coverage(args: argparse.Namespace) -> int:
                 print("           %s" % line)
         bad = [r for r in report.results if not r.ok]
         checked = sum(r.checked for r in report.results)
+        flavor = report.flavor_summary()
+        print("nova %s flavor extra specs: %d validators (%d deprecated): "
+              "%d described, %d excluded; %d image/flavor twins; %d "
+              "aggregate keys (%d aggregate filters excluded)"
+              % (report.nova_version, flavor["validators"],
+                 flavor["deprecated"], flavor["described"],
+                 flavor["excluded"], flavor["twins"],
+                 flavor["aggregate_keys"],
+                 flavor["aggregate_filters_excluded"]))
         print("nova %s (ImageMetaProps %s): covered %d/%d fields "
               "(%d excluded), %d values fed to nova, %d problems"
               % (report.nova_version, report.object_version, report.covered,
@@ -157,7 +191,7 @@ def run_schema_image(args: argparse.Namespace) -> int:
     from glance_ext.metadefs import schema_image
     advisory = () if args.enforce_all else rules_mod.DEFAULT_ADVISORY
     try:
-        catalog = catalog_mod.load_directory(args.directory)
+        catalog = catalog_mod.load_directory(_directory(args.directory))
         count = schema_image.write(catalog, args.output, advisory,
                                    args.exclude_prefix)
     except catalog_mod.CatalogError as e:
@@ -189,7 +223,7 @@ def run_validate_properties(args: argparse.Namespace) -> int:
     try:
         pairs = _parse_pairs(args.properties)
         ruleset = rules_mod.compile_rules(
-            catalog_mod.load_directory(args.catalog),
+            catalog_mod.load_directory(_directory(args.catalog)),
             advisory=() if args.enforce_all else rules_mod.DEFAULT_ADVISORY)
     except (ValueError, catalog_mod.CatalogError) as e:
         print("error: %s" % e, file=sys.stderr)

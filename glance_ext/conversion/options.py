@@ -23,8 +23,16 @@ from oslo_config import cfg
 
 GROUP = "glance_ext_convert"
 
-# Output formats Glance accepts as disk_format and qemu-img can write.
-OUTPUT_FORMATS = ("raw", "qcow2", "vmdk", "vhd", "vhdx", "vdi")
+# Output formats Glance accepts as disk_format and qemu-img can write,
+# described for the sample config (oslo.config choices).
+FORMAT_CHOICES = [
+    ("raw", "plain bytes: what Ceph RBD and most block stores want"),
+    ("qcow2", "qemu's copy-on-write format: compact on file stores"),
+    ("vmdk", "VMware's format (variant: vmdk_subformat)"),
+    ("vhd", "Hyper-V's VHD (qemu's vpc driver; variant: vhd_subformat)"),
+    ("vhdx", "Hyper-V's VHDX"),
+    ("vdi", "VirtualBox's format")]
+OUTPUT_FORMATS = tuple(name for name, _ in FORMAT_CHOICES)
 KEEP = "keep"
 
 convert_opts = [
@@ -33,7 +41,7 @@ convert_opts = [
                      "'ceph:raw,fs:qcow2'. Stores not listed use "
                      "default_format. Formats: %s." % ", ".join(OUTPUT_FORMATS)),
     cfg.StrOpt("default_format", default="raw",
-               choices=OUTPUT_FORMATS,
+               choices=FORMAT_CHOICES,
                help="Target disk_format for stores not in store_formats (and "
                     "for single-store deployments without store ids)."),
     cfg.DictOpt("source_format_rules", default={"iso": KEEP},
@@ -46,14 +54,22 @@ convert_opts = [
                      "among the import's stores. Empty: such an import fails "
                      "with an error naming the stores and their formats."),
     cfg.StrOpt("vmdk_subformat", default="streamOptimized",
-               choices=["streamOptimized", "monolithicSparse"],
+               choices=[("streamOptimized", "compressed, written in one "
+                                            "pass; what VMware imports"),
+                        ("monolithicSparse", "sparse, uncompressed, one "
+                                             "file")],
                help="VMDK variant written when converting to vmdk (only "
                     "single-file variants: the others reference extent "
                     "files)."),
     cfg.StrOpt("vhd_subformat", default="dynamic",
-               choices=["dynamic", "fixed"],
+               choices=[("dynamic", "grows as data is written"),
+                        ("fixed", "fully allocated, the footer at the end "
+                                  "(what Azure requires)")],
                help="VHD variant written when converting to vhd."),
-    cfg.StrOpt("qcow2_compat", default="1.1", choices=["0.10", "1.1"],
+    cfg.StrOpt("qcow2_compat", default="1.1",
+               choices=[("0.10", "qcow2 version 2, for qemu older than 1.1"),
+                        ("1.1", "qcow2 version 3 (lazy refcounts, zero "
+                                "clusters)")],
                help="qcow2 version written when converting to qcow2 (0.10 "
                     "for very old consumers)."),
     cfg.IntOpt("free_space_margin_percent", default=10, min=0, max=1000,
@@ -125,7 +141,10 @@ convert_opts = [
                help="CPU niceness of qemu-img convert (0 keeps the API "
                     "worker's priority)."),
     cfg.StrOpt("ionice_class", default="best-effort",
-               choices=["none", "best-effort", "idle"],
+               choices=[("none", "no ionice: the worker's I/O class"),
+                        ("best-effort", "ionice -c 2 with ionice_level"),
+                        ("idle", "ionice -c 3: I/O only when the disk is "
+                                 "otherwise idle")],
                help="IO scheduling class of qemu-img convert. 'idle' can "
                     "starve a conversion forever on a busy disk; "
                     "'best-effort' with level 7 is the safe low priority. "

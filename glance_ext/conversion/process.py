@@ -192,7 +192,12 @@ def spawn(command: Sequence[str], bounds: runner.Limits, nice: int = 0,
     """Start ``command`` behind the prlimit wrapper, niced, in its own
     process group, dying with this process. Raises ConvertError."""
     try:
-        return subprocess.Popen(runner.limited_command(command, bounds),
+        argv = runner.limited_command(command, bounds)
+    except runner.InterpreterUnusable as exc:
+        raise ConvertError("missing", "%s cannot be used on this host: %s"
+                           % (exc.tool, exc.reason), fix=exc.fix)
+    try:
+        return subprocess.Popen(argv,
                                 stdin=subprocess.DEVNULL, stdout=stdout,
                                 stderr=stderr, env=runner.child_env(),
                                 start_new_session=True,

@@ -166,9 +166,24 @@ def _revert(entry: Dict) -> bool:
                                                    task_id)
     original = entry.get("original") or {}
     try:
+        image = image_repo.get(image_id)
+    except exception.NotFound:
+        LOG.info("Interrupted conversion of image %s: image is gone",
+                 image_id)
+        _delete_files(entry)
+        return False
+    holder = image.extra_properties.get("os_glance_import_task")
+    if holder != task_id or image.status == "active":
+        # The import finished (active), was already reverted, or another
+        # task holds the image now: nothing was interrupted that we must
+        # undo, and the files may be someone else's now. (Entering the
+        # wrapper would log Glance's "other task holds the lock" ERROR.)
+        LOG.debug("Conversion journal entry of image %s (task %s): the "
+                  "import is over (status %s, lock held by %s); forgotten",
+                  image_id, task_id, image.status, holder)
+        return False
+    try:
         with wrapper as action:
-            if action.image_status == "active":
-                return False        # the import finished before the stop
             base.restore_and_requeue(
                 action, stores,
                 {k: original[k] for k in ("disk_format", "container_format",

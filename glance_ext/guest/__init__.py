@@ -62,4 +62,10 @@ def inspect_guest(path: str, disk_format: str,
     # find the module already imported by its own package.
     from glance_ext.guest import worker
     settings = worker.WorkerSettings.from_conf(conf[options.GROUP])
-    return GuestReport(worker.run(path, disk_format, settings))
+    data = worker.run(path, disk_format, settings)
+    if (data.get("os") or {}).get("os_type") in ("linux", "windows"):
+        # osinfo-db is a trusted system file: read here, not in the worker.
+        from glance_ext.guest import eol
+        data["eol"] = eol.lookup(data["os"].get("osinfo_id"),
+                                 conf[options.GROUP].osinfo_db_dir).to_dict()
+    return GuestReport(data)

@@ -34,6 +34,7 @@ import tempfile
 import time
 from typing import Dict, List, Optional
 
+from glance_ext import exceptions
 from glance_ext.guest import nbd_client
 from glance_ext.qemu import formats
 
@@ -51,6 +52,10 @@ _HAS_BACKING = frozenset(("qcow2", "vmdk"))
 
 class DiskError(Exception):
     """The virtual disk cannot be opened or read as asked."""
+
+
+class QemuNbdUnavailable(DiskError, exceptions.ToolUnavailable):
+    """qemu-nbd cannot be run on this host: not the image's fault."""
 
 
 class ReadBudgetExceeded(DiskError):
@@ -91,8 +96,11 @@ class _QemuNbd:
                 stderr=subprocess.PIPE, env=env, close_fds=True)
         except OSError as exc:
             shutil.rmtree(self._dir, ignore_errors=True)
-            raise DiskError("cannot run %s: %s (install qemu-utils)"
-                            % (binary, exc.strerror or exc))
+            raise QemuNbdUnavailable(
+                "cannot run %s: %s; install qemu-utils (the package of "
+                "qemu-nbd; on RHEL qemu-img) on the Glance host or set "
+                "[glance_ext_guest] qemu_nbd to its path"
+                % (binary, exc.strerror or exc))
         # qemu-nbd creates the socket file before it listens on it, so
         # "refused" just means "not yet" while the process is alive.
         deadline = time.monotonic() + timeout

@@ -23,6 +23,7 @@ import resource
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from glance_ext import exceptions
 from glance_ext.guest import checks as checks_mod
 from glance_ext.guest import disk as disk_mod
 from glance_ext.guest import drivers as drivers_mod
@@ -33,6 +34,7 @@ from glance_ext.guest import fstab
 from glance_ext.guest import guesttree
 from glance_ext.guest import lvm
 from glance_ext.guest import osdetect
+from glance_ext.guest import packages as packages_mod
 from glance_ext.guest import partitions
 from glance_ext.guest import windows
 
@@ -47,6 +49,10 @@ class InspectionError(Exception):
     """The image cannot be inspected at all (bad format, unsafe, missing)."""
 
 
+class QemuImgUnavailable(InspectionError, exceptions.ToolUnavailable):
+    """qemu-img cannot be run on this host: not the image's fault."""
+
+
 def _precheck(path: str, disk_format: str) -> Optional[int]:
     """Refuse containers that would make qemu open a second file."""
     if disk_format in disk_mod.RAW_FORMATS:
@@ -59,9 +65,9 @@ def _precheck(path: str, disk_format: str) -> Optional[int]:
         info = qemu_img.info(path, disk_format)
     except runner.QemuImgError as exc:
         if exc.kind == "missing":
-            raise InspectionError("qemu-img is needed to inspect %s images: "
-                                  "%s (install qemu-utils)"
-                                  % (disk_format, exc))
+            raise QemuImgUnavailable("qemu-img is needed to inspect %s "
+                                     "images: %s; %s"
+                                     % (disk_format, exc, exc.fix))
         raise InspectionError("qemu-img cannot read the image as %s (%s); "
                               "check its disk_format" % (disk_format, exc))
     if info.get("backing-filename"):
@@ -184,6 +190,26 @@ def _logical_volumes(disk, pv: _Volume) -> List[_Volume]:
     pv.error = None
     return [_Volume(pv.part, view, lv="%s/%s" % (vg, name))
             for name, view in lvs]
+
+
+def _inventory(disk, tree, kind: str, limits) -> Dict[str, Any]:
+    """The package inventory as a report section (``packages.Inventory``)."""
+    # An inspection that already ran out of budget ends here, as before.
+    _raise_if_over_budget(disk)
+    start = time.monotonic()
+    before = disk.bytes_read
+    # The inventory has a budget of its own on top of the inspection's
+    # (package databases are megabytes where the rest reads kilobytes),
+    # granted only now: the inspection itself stays within read_budget_mb.
+    disk.budget += limits["inventory_bytes"]
+    sysroot = windows.system_root(tree) if kind == "windows" else None
+    inv = packages_mod.collect(tree, kind, limits["inventory_bytes"],
+                               windows_root=sysroot)
+    _raise_if_over_budget(disk)
+    data = inv.to_dict()
+    data["disk_bytes_read"] = disk.bytes_read - before
+    data["elapsed"] = round(time.monotonic() - start, 4)
+    return data
 
 
 def _raise_if_over_budget(disk) -> None:
@@ -339,11 +365,18 @@ def _firmware(table, volumes, tree) -> Tuple[Optional[str], List[str]]:
 
 def inspect(path: str, disk_format: str, *, budget_bytes: int,
             qemu_nbd: str = "qemu-nbd", max_file_bytes: int = 256 * 1024,
-            max_dir_entries: int = 4096) -> Dict[str, Any]:
-    """Inspect one image; returns the report dict (see ``report``)."""
+            max_dir_entries: int = 4096,
+            inventory_bytes: int = 0) -> Dict[str, Any]:
+    """Inspect one image; returns the report dict (see ``report``).
+
+    ``inventory_bytes`` > 0 also lists the installed packages and kernels
+    (``packages``), reading at most that many more bytes for the package
+    databases; 0 skips the inventory.
+    """
     start = time.monotonic()
     limits = {"max_file_bytes": max_file_bytes,
-              "max_dir_entries": max_dir_entries}
+              "max_dir_entries": max_dir_entries,
+              "inventory_bytes": inventory_bytes}
     out: Dict[str, Any] = {"path": path, "disk_format": disk_format,
                            "os": {"os_type": "unknown"}, "checks": [],
                            "partitions": [], "notes": [], "error": None}
@@ -433,5 +466,7 @@ def _inspect_disk(disk, out: Dict[str, Any], limits) -> None:
                                  root_on_lvm=root.lv is not None,
                                  root_fs_type=root.ident.fs_type)
         out["checks"] = [c.to_dict() for c in checks_mod.run_checks(ctx)]
+        if limits["inventory_bytes"]:
+            out["packages"] = _inventory(disk, tree, kind, limits)
         out["notes"].extend(tree.notes)
     _raise_if_over_budget(disk)

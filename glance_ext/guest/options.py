@@ -44,6 +44,22 @@ guest_opts = [
                help="Most KiB read from any one guest file."),
     cfg.IntOpt("max_dir_entries", default=4096, min=16,
                help="Most entries read from any one guest directory."),
+    cfg.BoolOpt("inventory", default=True,
+                help="List the installed packages (dpkg, rpm, apk, Windows "
+                     "Uninstall keys) and kernels of the guest, for the "
+                     "SBOM and the glance_ext_inject_packages summary."),
+    cfg.IntOpt("inventory_budget_mb", default=128, min=1, max=4096,
+               help="Most MiB read for the package databases, on top of "
+                    "read_budget_mb. A Debian cloud image's dpkg status is "
+                    "about 1 MiB, an EL9 rpmdb.sqlite 10-30 MiB. A larger "
+                    "database is refused (named in the report), never read "
+                    "in part."),
+    cfg.StrOpt("osinfo_db_dir", default="/usr/share/osinfo",
+               help="The osinfo-db database (Debian/Ubuntu/Fedora package "
+                    "osinfo-db) whose eol-date of each OS version the os_eol "
+                    "check reports. Read at run time so that a distribution "
+                    "update of osinfo-db brings new end-of-life dates "
+                    "without a glance_ext release."),
 ]
 
 

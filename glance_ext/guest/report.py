@@ -20,6 +20,10 @@ boundary as JSON); ``GuestReport`` wraps that dict for callers, for the
 import copy
 from typing import Any, Dict, List, Optional
 
+from glance_ext.guest import eol as eol_mod
+from glance_ext.guest.packages import Kernel
+from glance_ext.guest.packages import Package
+
 STATUS_ORDER = ("fail", "unknown", "pass", "n/a")
 SEVERITY_ORDER = ("error", "warning", "info")
 
@@ -45,12 +49,38 @@ class GuestReport:
         return not self._data.get("error")
 
     @property
+    def tool_unavailable(self) -> bool:
+        """The host could not run the inspection (a tool is missing or
+        unusable): an environment fault, not a property of the image."""
+        return self._data.get("error_kind") == "tool_unavailable"
+
+    @property
     def os(self) -> Dict[str, Any]:
         return self._data.get("os") or {}
 
     @property
     def checks(self) -> List[Dict[str, Any]]:
         return self._data.get("checks") or []
+
+    @property
+    def inventory(self) -> Optional[Dict[str, Any]]:
+        """The ``packages`` section (None when the inventory was off)."""
+        return self._data.get("packages")
+
+    @property
+    def packages(self) -> List[Package]:
+        inv = self.inventory or {}
+        return [Package.from_dict(p) for p in inv.get("items") or []]
+
+    @property
+    def kernels(self) -> List[Kernel]:
+        inv = self.inventory or {}
+        return [Kernel(**k) for k in inv.get("kernels") or []]
+
+    @property
+    def eol(self) -> Optional[eol_mod.EolInfo]:
+        data = self._data.get("eol")
+        return eol_mod.EolInfo.from_dict(data) if data else None
 
     def check(self, check_id: str) -> Optional[Dict[str, Any]]:
         return next((c for c in self.checks if c["id"] == check_id), None)
@@ -84,6 +114,10 @@ class GuestReport:
                   row("root filesystem", _root_text(d.get("root"))),
                   row("root is last", _yesno(d.get("root_is_last"))),
                   row("root can grow", _yesno(d.get("root_can_grow"))),
+                  row("packages", _packages_text(self.inventory)),
+                  row("kernels", ", ".join(k.version for k in self.kernels)
+                      if self.kernels else None),
+                  row("end of life", _eol_text(self.eol)),
                   row("bytes read", "%s guest, %s from the image file" % (
                       d.get("bytes_read"), d.get("image_bytes_read"))),
                   row("elapsed", "%.3fs (worker %.3fs)" % (
@@ -112,6 +146,25 @@ class GuestReport:
         for note in d.get("notes") or []:
             lines.append("note: %s" % note)
         return "\n".join(lines)
+
+
+def _packages_text(inv: Optional[Dict[str, Any]]) -> Optional[str]:
+    if inv is None:
+        return "not listed (inventory off)"
+    if inv.get("error"):
+        return "unknown: %s" % inv["error"]
+    if not inv.get("format"):
+        return "none found"
+    return "%d (%s, %s)" % (inv.get("count", 0), inv["format"],
+                            inv.get("database"))
+
+
+def _eol_text(info: Optional[eol_mod.EolInfo]) -> Optional[str]:
+    if info is None:
+        return None
+    if info.lookup is not eol_mod.Lookup.FOUND:
+        return "unknown: %s" % info.message
+    return eol_mod.evaluate(info, 0).text
 
 
 def _root_text(root: Optional[Dict[str, Any]]) -> Optional[str]:

@@ -32,6 +32,8 @@ import sys
 import time
 from typing import Any, Dict, List
 
+from glance_ext import exceptions
+
 # The child side imports only what the engine needs: each import here is
 # paid on every inspection (oslo_concurrency and oslo_log are imported in
 # ``run``, the parent side, only).
@@ -45,7 +47,8 @@ class WorkerSettings:
     def __init__(self, read_budget_mb: int = 16, cpu_seconds: int = 20,
                  memory_mb: int = 1024, timeout_seconds: float = 60,
                  qemu_nbd: str = "qemu-nbd", max_file_kb: int = 256,
-                 max_dir_entries: int = 4096) -> None:
+                 max_dir_entries: int = 4096, inventory: bool = True,
+                 inventory_budget_mb: int = 128) -> None:
         self.read_budget_mb = read_budget_mb
         self.cpu_seconds = cpu_seconds
         self.memory_mb = memory_mb
@@ -53,17 +56,26 @@ class WorkerSettings:
         self.qemu_nbd = qemu_nbd
         self.max_file_kb = max_file_kb
         self.max_dir_entries = max_dir_entries
+        self.inventory = inventory
+        self.inventory_budget_mb = inventory_budget_mb
 
     @classmethod
     def from_conf(cls, group) -> "WorkerSettings":
         return cls(group.read_budget_mb, group.worker_cpu_seconds,
                    group.worker_memory_mb, group.worker_timeout_seconds,
-                   group.qemu_nbd, group.max_file_kb, group.max_dir_entries)
+                   group.qemu_nbd, group.max_file_kb, group.max_dir_entries,
+                   group.inventory, group.inventory_budget_mb)
+
+
+# ``error_kind`` of a report whose inspection the host could not run (a
+# tool missing or unusable): an environment fault, not the image's.
+TOOL_UNAVAILABLE = "tool_unavailable"
 
 
 def _failed(path: str, disk_format: str, message: str,
-            elapsed: float) -> Dict[str, Any]:
+            elapsed: float, kind: str = "") -> Dict[str, Any]:
     return {"path": path, "disk_format": disk_format, "error": message,
+            "error_kind": kind,
             "os": {"os_type": "unknown"}, "checks": [], "partitions": [],
             "notes": [], "bytes_read": None, "elapsed": round(elapsed, 4)}
 
@@ -76,13 +88,15 @@ def run(path: str, disk_format: str,
 
     from glance_ext.qemu import runner
 
-    python = runner.interpreter()
+    python = runner.interpreter()      # InterpreterUnusable: the host's
     cmd = [python, "-m", "glance_ext.guest.worker",
            "--disk-format", disk_format,
            "--budget-mb", str(settings.read_budget_mb),
            "--qemu-nbd", settings.qemu_nbd,
            "--max-file-kb", str(settings.max_file_kb),
            "--max-dir-entries", str(settings.max_dir_entries),
+           "--inventory-mb", str(settings.inventory_budget_mb
+                                 if settings.inventory else 0),
            "--", os.path.abspath(path)]
     limits = processutils.ProcessLimits(
         cpu_time=settings.cpu_seconds,
@@ -96,6 +110,12 @@ def run(path: str, disk_format: str,
             timeout=settings.timeout_seconds, check_exit_code=False,
             preexec_fn=os.setsid, on_execute=procs.append,
             env_variables=env, log_errors=processutils.LOG_FINAL_ERROR)
+    except OSError as exc:
+        raise exceptions.ToolUnavailable(
+            tool="the guest inspection worker", reason="cannot run %s: %s"
+            % (python, exc.strerror or exc),
+            fix="set [wsgi] python_interpreter to the Python of Glance's "
+                "environment")
     except subprocess.TimeoutExpired:
         for proc in procs:
             runner.kill_group(proc)
@@ -140,6 +160,7 @@ def main(argv=None) -> int:
     parser.add_argument("--qemu-nbd", default="qemu-nbd")
     parser.add_argument("--max-file-kb", type=int, default=256)
     parser.add_argument("--max-dir-entries", type=int, default=4096)
+    parser.add_argument("--inventory-mb", type=int, default=0)
     parser.add_argument("path")
     args = parser.parse_args(argv)
     start = time.monotonic()
@@ -148,10 +169,13 @@ def main(argv=None) -> int:
             args.path, args.disk_format,
             budget_bytes=args.budget_mb * MiB, qemu_nbd=args.qemu_nbd,
             max_file_bytes=args.max_file_kb * KiB,
-            max_dir_entries=args.max_dir_entries)
+            max_dir_entries=args.max_dir_entries,
+            inventory_bytes=args.inventory_mb * MiB)
     except (engine.InspectionError, disk_mod.DiskError) as exc:
         report = _failed(args.path, args.disk_format, str(exc),
-                         time.monotonic() - start)
+                         time.monotonic() - start,
+                         TOOL_UNAVAILABLE if isinstance(
+                             exc, exceptions.ToolUnavailable) else "")
     json.dump(report, sys.stdout)
     sys.stdout.flush()
     return 0

@@ -27,7 +27,7 @@ GROUP = "glance_ext_inject"
 # What the plugin can discover; each can be switched off in ``discover``.
 DISCOVERABLE = ("os_type", "os_distro", "os_version", "hw_architecture",
                 "hw_firmware_type", "hw_machine_type", "hw_qemu_guest_agent",
-                "checks", "windows_drivers")
+                "checks", "windows_drivers", "packages")
 
 inject_opts = [
     cfg.ListOpt("discover", default=list(DISCOVERABLE),
@@ -36,7 +36,11 @@ inject_opts = [
                      "check results as glance_ext_inject_check_<id>; "
                      "'windows_drivers' gives Windows guests without virtio "
                      "drivers the disk bus and NIC model they can boot "
-                     "with." % ", ".join(DISCOVERABLE)),
+                     "with; 'packages' records the package inventory's "
+                     "summary (glance_ext_inject_packages, "
+                     "glance_ext_inject_kernel, "
+                     "glance_ext_inject_sbom_sha256)."
+                     % ", ".join(DISCOVERABLE)),
     cfg.StrOpt("os_distro_style", default="osinfo",
                choices=[("osinfo", "the libosinfo short-id nova resolves, "
                                    "e.g. ubuntu22.04, rhel9.1, win2k22"),
@@ -81,6 +85,35 @@ inject_opts = [
                help="Metadefs catalog every value is checked against before "
                     "it is set. Default: the catalog shipped with glance_ext "
                     "(metadefs/)."),
+    cfg.StrOpt("sbom_dir",
+               help="Directory where the CycloneDX SBOM of every imported "
+                    "image is written, as <image id>.cdx.json (the file "
+                    "whose sha256 is glance_ext_inject_sbom_sha256). It "
+                    "must exist and be writable by glance-api; a write "
+                    "failure fails the import with a message naming the "
+                    "directory. Unset: no file is written."),
+    cfg.StrOpt("os_eol_policy", default="record",
+               choices=[("record", "record the OS end-of-life date as "
+                                   "glance_ext_inject_os_eol and the "
+                                   "verdict as "
+                                   "glance_ext_inject_check_os_eol"),
+                        ("warn", "record them, log a warning and set "
+                                 "glance_ext_inject_warning when the OS is "
+                                 "past or within os_eol_warn_days of its "
+                                 "end of life"),
+                        ("enforce", "reject the import of an OS past its "
+                                    "end of life (the date is in the "
+                                    "reason); warn within "
+                                    "os_eol_warn_days of it")],
+               help="Policy for the os_eol check: the end-of-life date of "
+                    "the guest's OS version from osinfo-db "
+                    "([glance_ext_guest] osinfo_db_dir). Under warn or "
+                    "enforce a missing osinfo-db fails the import as a "
+                    "configuration error (install osinfo-db), never as a "
+                    "fault of the image."),
+    cfg.IntOpt("os_eol_warn_days", default=90, min=0,
+               help="Days before an OS's end of life from which the os_eol "
+                    "check warns (warn and enforce policies)."),
     cfg.StrOpt("windows_fallback_disk_bus", default="sata",
                help="hw_disk_bus for Windows guests without virtio storage "
                     "drivers (viostor/vioscsi)."),

@@ -82,11 +82,12 @@ validate_opts = [
                     "active key slot (luks must also be in "
                     "allowed_disk_formats). Each count is CPU time spent by "
                     "whoever unlocks the image. The default is oslo.utils' "
-                    "LUKS inspector limit; a LUKS image made by qemu-img "
+                    "LUKS inspector limit; LUKS images made by qemu-img "
                     "7.2 with its defaults (iter-time 2 s) on a 2-vCPU Xeon "
-                    "has about 1.1-2.2 million digest and 4.5-9 million "
-                    "slot iterations. Images made on much faster hosts can "
-                    "need more."),
+                    "measured 1.1-1.6 million digest and 4.5-6.5 million "
+                    "key slot iterations. qemu-img scales the counts to "
+                    "the speed of the host that creates the image: images "
+                    "made on much faster hosts can need more."),
     cfg.IntOpt("read_limit_kb", default=2048, min=512, max=64 * 1024,
                help="Most bytes (KiB) the engine itself reads from an image "
                     "before qemu-img runs; structures beyond it reject the "

@@ -24,6 +24,7 @@ from typing import Any, Dict, Optional
 
 from oslo_log import log as logging
 
+from glance_ext import exceptions
 from glance_ext.inspection.policy import Policy
 from glance_ext.inspection.report import Report
 from glance_ext.inspection import structure
@@ -38,8 +39,10 @@ LOG = logging.getLogger(__name__)
 SIZE_MUST_AGREE = ("qcow2", "vmdk", "vhdx", "vdi", "luks")
 
 
-class EngineUnavailable(RuntimeError):
-    """qemu-img cannot be run at all: a host problem, not the image's."""
+class EngineUnavailable(exceptions.ToolUnavailable):
+    """qemu-img cannot be run at all: a host problem, not the image's.
+
+    The message says what to install or set."""
 
 
 def limits_for(policy: Policy) -> runner.Limits:
@@ -57,7 +60,7 @@ def qemu_info(qemu: runner.QemuImg, path: str, detected: str,
     except runner.QemuImgError as exc:
         LOG.debug("qemu-img info failed (%s): %s", exc, exc.stderr)
         if exc.kind == "missing":
-            raise EngineUnavailable(str(exc))
+            raise EngineUnavailable("%s; %s" % (exc, exc.fix))
         if exc.kind == "limit":
             report.reject("resource_limit", "qemu-img exceeded its resource "
                           "limits (%ds CPU, %d MiB) reading the image"

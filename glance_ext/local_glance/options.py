@@ -27,7 +27,10 @@ OPTS = [
     cfg.StrOpt("state_dir", default=".state/local-glance",
                help="Directory that holds the local Glance's configuration, "
                     "database, stores, logs and pid. Created by `up`."),
-    cfg.StrOpt("db", default="sqlite", choices=["sqlite", "postgresql"],
+    cfg.StrOpt("db", default="sqlite", choices=[
+                   ("sqlite", "a file database: imports one at a time"),
+                   ("postgresql", "a throwaway PostgreSQL cluster: needed "
+                                  "for concurrent imports")],
                help="Database backend. sqlite is fine for one import at a "
                     "time; postgresql starts a throwaway cluster and is "
                     "needed for concurrent imports."),

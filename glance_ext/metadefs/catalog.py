@@ -23,8 +23,9 @@ and a file can be compared to what Glance serves back without translation.
 import dataclasses
 import json
 import os
-import sys
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+
+from glance_ext import shipped
 
 IMAGE = "OS::Glance::Image"
 VOLUME = "OS::Cinder::Volume"
@@ -133,15 +134,12 @@ def load_directory(directory: str) -> Catalog:
 
 
 def default_directory() -> str:
-    """Where the shipped catalog is: the source tree, else the install prefix.
+    """Where the shipped catalog is (``glance_ext.shipped``).
 
-    A development install (``pip install -e``) uses ``<repo>/metadefs``; a
-    wheel can carry the files as data files under
-    ``<prefix>/share/glance_ext/metadefs``.
+    An installed wheel carries it inside the package; a development
+    checkout uses its top-level ``metadefs/``, the source of truth.
     """
-    here = os.path.dirname(os.path.abspath(__file__))
-    source_tree = os.path.normpath(os.path.join(here, "..", "..", "metadefs"))
-    installed = os.path.join(sys.prefix, "share", "glance_ext", "metadefs")
-    if not os.path.isdir(source_tree) and os.path.isdir(installed):
-        return installed
-    return source_tree
+    try:
+        return shipped.metadefs_dir()
+    except shipped.ShippedDataMissing as exc:
+        raise CatalogError(str(exc))

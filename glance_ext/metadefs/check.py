@@ -25,6 +25,7 @@ import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from glance_ext.metadefs import catalog as catalog_mod
+from glance_ext.metadefs import extra_specs
 from glance_ext.metadefs import rules as rules_mod
 
 ERROR = "error"
@@ -163,6 +164,17 @@ def _association_problems(doc: Mapping[str, Any],
             found.append(Problem(ERROR, source, where,
                                  "prefix 'traits:' is never read by nova; "
                                  "nova reads trait:<NAME>=required"))
+        if name == extra_specs.AGGREGATE and prefix.startswith(
+                "aggregate_instance_extra_specs:"):
+            # Glance's own OS::Compute::HostCapabilities does this; the
+            # prefix belongs to the flavor key, the aggregate key is bare.
+            found.append(Problem(
+                ERROR, source, where,
+                "aggregate metadata keys have no prefix: "
+                "AggregateInstanceExtraSpecsFilter matches the flavor spec "
+                "aggregate_instance_extra_specs:<key> against aggregate "
+                "metadata <key>; use that prefix on OS::Nova::Flavor and "
+                "none on OS::Nova::Aggregate"))
     volume = assocs.get(catalog_mod.VOLUME)
     image = assocs.get(catalog_mod.IMAGE)
     if volume is not None:

@@ -76,3 +76,38 @@ REQUIRED_LEGACY_NAMES = ("architecture", "vm_mode", "auto_disk_config",
 # catalog marks them readonly and enforcement never rejects them.
 SNAPSHOT_FIELDS = ("img_bdm_v2", "img_block_device_mapping", "img_mappings",
                    "img_root_device_name", "img_owner_id", "img_version")
+
+# Nova 34 flavor extra-spec validators (by nova's name template) the
+# catalog does not describe.  Each has a parameter whose values the site
+# chooses, so no fixed metadefs property name can stand for it; the
+# namespaces' descriptions say how to use them.
+EXCLUDED_EXTRA_SPECS: Dict[str, str] = {
+    "aggregate_instance_extra_specs:{key}":
+        "the key is whatever metadata the operator puts on host "
+        "aggregates (AggregateInstanceExtraSpecsFilter matches "
+        "aggregate_instance_extra_specs:<key> against aggregate metadata "
+        "<key>); describe a site's keys in its own namespace associated "
+        "with OS::Nova::Aggregate (no prefix) and OS::Nova::Flavor (prefix "
+        "aggregate_instance_extra_specs:).",
+    "resources{group}:CUSTOM_{resource}":
+        "custom resource classes are created by each site in placement; "
+        "their names cannot be listed in advance (nova accepts any "
+        "CUSTOM_[A-Z0-9_]+ with an integer amount).",
+    "trait{group}:CUSTOM_{trait}":
+        "custom traits are created by each site in placement; their names "
+        "cannot be listed in advance (nova accepts any CUSTOM_[A-Z0-9_]+ "
+        "with required or forbidden).",
+}
+
+# Nova 34 scheduler filters named Aggregate* (they read aggregate
+# metadata) whose keys the aggregate namespace does not describe.
+EXCLUDED_AGGREGATE_FILTERS: Dict[str, str] = {
+    "AggregateInstanceExtraSpecsFilter":
+        "matches site-chosen aggregate keys against flavor extra specs "
+        "aggregate_instance_extra_specs:<key> (see EXCLUDED_EXTRA_SPECS).",
+    "AggregateImagePropertiesIsolation":
+        "its aggregate keys are image property names (values: "
+        "comma-separated lists); the image namespaces describe those keys, "
+        "and nova logs that the filter is superseded by isolated aggregate "
+        "filtering (trait:<TRAIT>=required on aggregates).",
+}

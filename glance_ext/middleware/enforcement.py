@@ -29,6 +29,7 @@ Paste configuration::
     refresh_interval = 60
 """
 
+import html
 from typing import Any, Callable, Dict, Iterable, List, Mapping
 
 import webob
@@ -75,16 +76,35 @@ class Settings:
                         "ignored", ", ".join(unknown))
 
 
-def _plain_error(status: int, title: str, message: str) -> webob.Response:
-    """An error in the plain-text shape of Glance's own webob errors.
+def error_response(request: webob.Request, status: int, title: str,
+                   message: str) -> webob.Response:
+    """An error in the shape Glance's own errors have for this client.
 
-    webob.exc would pick its HTML template for clients that send no
-    Accept header (the glance CLI), and the CLI then shows the message
-    with its quotes HTML-escaped.
+    Glance (webob) answers a client that asks for JSON with the body
+    ``{"message", "code", "title"}``, and any other client with an HTML
+    page. Neither the glance CLI nor openstacksdk (openstackclient) sends
+    an Accept header, and both read the message out of such a page (tags
+    stripped); a root-level JSON body, on the other hand, breaks the glance
+    CLI's parser (it expects nested objects) and a text/plain one is not
+    shown by openstacksdk at all. The page is written here rather than by
+    webob, whose template escapes quotes, which the glance CLI would show
+    as ``&#x27;``: only ``&``, ``<`` and ``>`` are escaped.
     """
-    return webob.Response(status=status, content_type="text/plain",
-                          charset="utf-8",
-                          text="%d %s\n\n%s\n\n" % (status, title, message))
+    code = "%d %s" % (status, title)
+    # No Accept header or */*: the first offer, the HTML page.
+    offers = request.accept.acceptable_offers(["text/html",
+                                               "application/json"])
+    if offers and offers[0][0] == "application/json":
+        return webob.Response(status=status, charset="utf-8",
+                              content_type="application/json",
+                              json_body={"message": message, "code": code,
+                                         "title": title})
+    text = html.escape(message, quote=False)
+    return webob.Response(
+        status=status, content_type="text/html", charset="utf-8",
+        text="<html>\n <head>\n  <title>%s</title>\n </head>\n <body>\n"
+             "  <h1>%s</h1>\n  %s<br /><br />\n </body>\n</html>\n"
+             % (code, code, text))
 
 
 class MetadefsEnforcement:
@@ -115,8 +135,8 @@ class MetadefsEnforcement:
                                self.settings.resource_type)
         if rules is None:
             if self.settings.fail_closed:
-                return _plain_error(
-                    503, "Service Unavailable",
+                return error_response(
+                    request, 503, "Service Unavailable",
                     "Image properties cannot be checked: the metadefs "
                     "catalog could not be read (%s). Try again later."
                     % self.cache.last_error)
@@ -140,7 +160,7 @@ class MetadefsEnforcement:
         message = " ".join(v.message for v in violations)
         LOG.info("glance_ext metadefs enforcement refused %s %s: %s",
                  request.method, request.path_info, message)
-        return _plain_error(400, "Bad Request", message)
+        return error_response(request, 400, "Bad Request", message)
 
 
 def filter_factory(global_conf: Mapping[str, str],

@@ -28,7 +28,7 @@ Plugins hand structured results to later plugins through taskflow's
 """
 
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from glance.common import exception as glance_exception
 from oslo_log import log as logging
@@ -137,6 +137,33 @@ def require_complete_upload(plugin: str, import_method: Optional[str],
                  "missing" if staged is None else "%d bytes" % staged,
                  "no size" if recorded_size is None
                  else "%d bytes" % recorded_size))
+
+
+def on_import_end(action_wrapper: Any, callback: Callable[[], None]) -> None:
+    """Call ``callback`` when Glance ends this import, either way.
+
+    Glance drops the import lock exactly once at the end of an import:
+    ``_CompleteTask`` on success, ``_ImageLock``'s revert (the flow's first
+    task, so the last to revert) on failure. The plugins share Glance's
+    ``action_wrapper`` object with those tasks, so wrapping its
+    ``drop_lock_for_task`` is the one hook there is after the store upload
+    and the staging clean-up. A process that dies first never calls it;
+    that is what the crash journal is for.
+    """
+    original = getattr(action_wrapper, "drop_lock_for_task", None)
+    if original is None:
+        return
+
+    def drop_lock_for_task() -> Any:
+        try:
+            return original()
+        finally:
+            try:
+                callback()
+            except Exception:
+                LOG.exception("glance_ext: end-of-import hook failed for "
+                              "image %s", action_wrapper.image_id)
+    action_wrapper.drop_lock_for_task = drop_lock_for_task
 
 
 def delete_files(paths: Sequence[str]) -> None:

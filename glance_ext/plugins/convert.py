@@ -111,6 +111,9 @@ class ConvertImage(base.ImportPluginTask):
         self.journal = recovery.journal_for(settings, os.path.dirname(src))
         self.journal.record(self.image_id, self.task_id, self.stores,
                             [dst, src])
+        journal, image_id, task_id = self.journal, self.image_id, self.task_id
+        base.on_import_end(self.action_wrapper,
+                           lambda: journal.remove(image_id, task_id))
         self.messages.set("glance_ext_convert: converting %s: starting"
                           % label)
         try:
@@ -122,6 +125,11 @@ class ConvertImage(base.ImportPluginTask):
         except engine_mod.ConversionError as exc:
             if self._lock_lost.is_set():
                 raise glance_exception.TaskAbortedError()
+            if getattr(exc, "kind", None) == "missing":
+                # The host, not the image: say what to install or set.
+                raise base.PluginFailure(
+                    "glance_ext_convert cannot run on this Glance host: "
+                    "%s; %s" % (exc, exc.fix))
             raise base.PluginFailure("glance_ext_convert could not convert "
                                      "%s: %s" % (label, exc))
         except OSError as exc:
@@ -140,8 +148,9 @@ class ConvertImage(base.ImportPluginTask):
                 {PROPERTY_PREFIX + k: v for k, v in props.items()})
         # The output is the image now; the staged source is ours to remove
         # (Glance deletes only the file_path we return).
-        # Until this process ends, a stop during the store upload must
-        # still be recoverable: keep the entry, now with what to restore.
+        # Until the import ends (on_import_end above), a stop during the
+        # store upload must still be recoverable: keep the entry, now with
+        # what to restore.
         self.journal.record(self.image_id, self.task_id, self.stores,
                             [dst, src],
                             original=dict(self.original_attributes,
@@ -184,8 +193,8 @@ class ConvertImage(base.ImportPluginTask):
             raise base.PluginFailure("Image rejected by glance_ext_convert's "
                                      "inspection: %s" % exc)
         except qemu_check.EngineUnavailable as exc:
-            raise base.PluginFailure("glance_ext_convert cannot run qemu-img "
-                                     "on the Glance host (%s)" % exc)
+            raise base.PluginFailure("glance_ext_convert cannot run on this "
+                                     "Glance host: %s" % exc)
 
     def _progress(self, label: str, p: progress_mod.Progress) -> None:
         if p.phase == "verifying":

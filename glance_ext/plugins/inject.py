@@ -27,6 +27,7 @@ same file. Nothing here may raise from ``get_flow``: stevedore would log
 it and Glance would import the image without the plugin.
 """
 
+import os
 import time
 from typing import Any, Dict, List, Optional
 
@@ -34,7 +35,10 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow.patterns import linear_flow as lf
 
+from glance_ext import exceptions
 from glance_ext import guest
+from glance_ext.guest import eol as eol_mod
+from glance_ext.guest import sbom as sbom_mod
 from glance_ext.injection import catalog_check
 from glance_ext.injection import discovered as discovered_mod
 from glance_ext.injection import facts as facts_mod
@@ -53,6 +57,12 @@ PROP_SET = PREFIX + "properties"
 PROP_WARNING = PREFIX + "warning"
 PROP_REASON = PREFIX + "reason"
 PROP_INSPECTION_ERROR = PREFIX + "inspection_error"
+PROP_PACKAGES = PREFIX + "packages"
+PROP_KERNEL = PREFIX + "kernel"
+PROP_SBOM_SHA256 = PREFIX + "sbom_sha256"
+PROP_OS_EOL = PREFIX + "os_eol"
+PROP_CHECK_OS_EOL = discovered_mod.check_property("os_eol")
+SBOM_SUFFIX = ".cdx.json"
 REJECTED = "Image rejected by glance_ext_inject: "
 SEVERITIES = ("error", "warning", "info")
 
@@ -78,6 +88,9 @@ class Config:
         self.check_policy = group.check_policy
         self.enforced = frozenset(group.enforced_severities)
         self.require_inspection = group.require_inspection
+        self.sbom_dir = group.sbom_dir
+        self.eol_policy = group.os_eol_policy
+        self.eol_warn_days = group.os_eol_warn_days
         try:
             self.ruleset = catalog_check.load(group.catalog_dir)
         except catalog_check.CatalogUnavailable as exc:
@@ -118,6 +131,7 @@ class InjectProperties(base.ImportPluginTask):
         # key -> the value before we set it (None: it did not exist).
         self.previous: Dict[str, Optional[str]] = {}
         self.rejection: Dict[str, str] = {}
+        self.sbom_path: Optional[str] = None
 
     def execute(self, file_path: str,
                 glance_ext_validation_report: Optional[Dict] = None) -> None:
@@ -167,8 +181,16 @@ class InjectProperties(base.ImportPluginTask):
         records = {}
         if inspect_error:
             records[PROP_INSPECTION_ERROR] = inspect_error[:255]
+        sbom_text = self._inventory(config, report, records, notes)
+        warnings: List[str] = []
         self._apply_policy(config, report, inspect_error, plan.to_set,
-                           records)
+                           records, warnings)
+        self._apply_eol_policy(config, report, plan.to_set, records,
+                               warnings)
+        if warnings:
+            records[PROP_WARNING] = "; ".join(warnings)[:255]
+        if sbom_text is not None and config.sbom_dir:
+            self._write_sbom(config.sbom_dir, sbom_text)
         to_set = dict(plan.to_set)
         to_set.update(records)
         mine = sorted(k for k in to_set if not k.startswith(PREFIX))
@@ -197,6 +219,12 @@ class InjectProperties(base.ImportPluginTask):
             report = guest.inspect_guest(path, disk_format, conf=CONF)
         except guest.GuestInspectionError as exc:
             return {}, str(exc)
+        except exceptions.ToolUnavailable as exc:
+            raise base.PluginFailure("glance_ext_inject cannot run on this "
+                                     "Glance host: %s" % exc)
+        if report.tool_unavailable:
+            raise base.PluginFailure("glance_ext_inject cannot run on this "
+                                     "Glance host: %s" % report.get("error"))
         data = report.to_dict()
         if not report.ok:
             return data, str(data.get("error"))
@@ -216,9 +244,86 @@ class InjectProperties(base.ImportPluginTask):
                         "inject rules", self.image_id, exc_info=True)
             return None
 
+    def _inventory(self, config: Config, report: Dict[str, Any],
+                   records: Dict[str, str], notes: List[str]
+                   ) -> Optional[str]:
+        """Record the inventory's summary; the SBOM text, if one was made."""
+        inv = report.get("packages")
+        if inv is None:
+            return None
+        if "packages" in config.settings.enabled:
+            if inv.get("error"):
+                records[PROP_PACKAGES] = "unknown"
+                notes.append("package inventory failed: %s" % inv["error"])
+            else:
+                records[PROP_PACKAGES] = str(inv.get("count", 0))
+            kernels = [k["version"] for k in inv.get("kernels") or []]
+            if kernels:
+                records[PROP_KERNEL] = ",".join(kernels)[:255]
+        if "packages" not in config.settings.enabled and \
+                not config.sbom_dir:
+            return None
+        try:
+            text = sbom_mod.to_json(sbom_mod.build(
+                guest.GuestReport(report), image_id=self.image_id))
+        except sbom_mod.SbomError as exc:
+            notes.append("no SBOM: %s" % exc)
+            return None
+        records[PROP_SBOM_SHA256] = sbom_mod.sha256(text)
+        return text
+
+    def _write_sbom(self, directory: str, text: str) -> None:
+        path = os.path.join(directory, self.image_id + SBOM_SUFFIX)
+        tmp = path + ".tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise base.PluginFailure(
+                "glance_ext_inject cannot write the SBOM to [%s] sbom_dir "
+                "%s: %s (create the directory, let glance-api write to it, "
+                "or unset sbom_dir)" % (options.GROUP, directory,
+                                        exc.strerror or exc))
+        self.sbom_path = path
+        LOG.info("Image %s: SBOM written to %s", self.image_id, path)
+
+    def _apply_eol_policy(self, config: Config, report: Dict[str, Any],
+                          props: Dict[str, str], records: Dict[str, str],
+                          warnings: List[str]) -> None:
+        data = report.get("eol")
+        if not data:
+            return
+        info = eol_mod.EolInfo.from_dict(data)
+        if info.lookup is eol_mod.Lookup.DB_MISSING and \
+                config.eol_policy != "record":
+            raise base.PluginFailure(
+                "glance_ext_inject configuration error: os_eol_policy = %s "
+                "needs osinfo-db: %s" % (config.eol_policy, info.message))
+        verdict = eol_mod.evaluate(info, config.eol_warn_days)
+        records[PROP_OS_EOL] = info.eol_date.isoformat() \
+            if info.eol_date else "unknown"
+        records[PROP_CHECK_OS_EOL] = {
+            eol_mod.State.ENDED: "fail", eol_mod.State.UNKNOWN: "unknown"
+        }.get(verdict.state, "pass")
+        if config.eol_policy == "record" or verdict.state in (
+                eol_mod.State.SUPPORTED, eol_mod.State.UNKNOWN):
+            return
+        if verdict.state is eol_mod.State.ENDED and \
+                config.eol_policy == "enforce":
+            self._reject(props, records, "os_eol: %s" % verdict.text)
+        LOG.warning("Image %s: os_eol: %s", self.image_id, verdict.text)
+        warnings.append("os_eol: " + verdict.text)
+
     def _apply_policy(self, config: Config, report: Dict[str, Any],
                       inspect_error: Optional[str], props: Dict[str, str],
-                      records: Dict[str, str]) -> None:
+                      records: Dict[str, str],
+                      warnings: List[str]) -> None:
         if inspect_error and config.require_inspection:
             self._reject(props, records, "the guest could not be inspected "
                          "(%s) and require_inspection is set" % inspect_error)
@@ -234,7 +339,7 @@ class InjectProperties(base.ImportPluginTask):
         if config.check_policy == "enforce":
             self._reject(props, records, text)
         LOG.warning("Image %s: %s", self.image_id, text)
-        records[PROP_WARNING] = text[:255]
+        warnings.append(text)
 
     def _reject(self, props: Dict[str, str], records: Dict[str, str],
                 reason: str) -> None:
@@ -260,6 +365,14 @@ class InjectProperties(base.ImportPluginTask):
                               "glance_ext_inject set on image %s",
                               self.image_id)
             self.previous = {}
+        if self.sbom_path:
+            # The image goes back to queued: its SBOM describes nothing.
+            try:
+                os.unlink(self.sbom_path)
+            except OSError:
+                LOG.warning("Image %s: could not remove its SBOM %s",
+                            self.image_id, self.sbom_path)
+            self.sbom_path = None
         super().revert(result=result, flow_failures=flow_failures, **kwargs)
 
     def revert_properties(self) -> Dict[str, str]:

@@ -70,10 +70,11 @@ class ValidateImage(base.ImportPluginTask):
             report = engine_mod.Engine(policy).inspect(path, claimed,
                                                        container, props)
         except qemu_check.EngineUnavailable as exc:
+            # A host problem: the image is not judged, nothing says
+            # "rejected" on it.
             raise base.PluginFailure(
-                "glance_ext_validate cannot run qemu-img on the Glance host "
-                "(%s); install qemu-utils or set [%s] qemu_img"
-                % (exc, options.GROUP))
+                "glance_ext_validate cannot run on this Glance host: %s"
+                % exc)
         except OSError as exc:
             raise base.PluginFailure("glance_ext_validate cannot read the "
                                      "staged image data: %s" % exc.strerror)

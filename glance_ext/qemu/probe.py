@@ -155,8 +155,8 @@ def _luks(buf: bytes, filename: str) -> int:
 # order. Only drivers that can tie need a fixed place: VDI (magic at 0x40)
 # can tie with every driver whose magic is at offset 0, and cloop with dmg;
 # the order below is the one qemu-img 7.2 shows on files built to tie
-# (tests/corpus: probe_tie_*): parallels and qed before vdi, vdi before the
-# others, dmg before cloop.
+# (glance_ext/testing/corpus.py: probe_tie_*): parallels and qed before
+# vdi, vdi before the others, dmg before cloop.
 PROBES: Tuple[Tuple[str, Callable[[bytes, str], int]], ...] = (
     ("dmg", _dmg),
     ("parallels", _parallels),

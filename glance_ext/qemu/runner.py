@@ -29,6 +29,7 @@ qemu driver names.
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,9 +41,11 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import units
 
+from glance_ext import exceptions
 from glance_ext.qemu import formats
 
 LOG = logging.getLogger(__name__)
+_PYTHON_NAME = re.compile(r"^(python|pypy)[0-9.]*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +66,11 @@ class Limits:
         return processutils.ProcessLimits(**kwargs)
 
 
+# What to do when the qemu-img binary cannot be run.
+MISSING_FIX = ("install qemu-img (Debian/Ubuntu: qemu-utils; RHEL: qemu-img) "
+               "on the Glance host, or set the qemu_img option to its path")
+
+
 class QemuImgError(Exception):
     """qemu-img failed, was killed by a limit, timed out or is missing.
 
@@ -72,11 +80,13 @@ class QemuImgError(Exception):
     """
 
     def __init__(self, kind: str, message: str, returncode: Optional[int] = None,
-                 stderr: str = "") -> None:
+                 stderr: str = "", fix: str = "") -> None:
         super().__init__(message)
         self.kind = kind
         self.returncode = returncode
         self.stderr = stderr
+        # For ``missing``: what the operator installs or sets.
+        self.fix = fix or (MISSING_FIX if kind == "missing" else "")
 
 
 @dataclasses.dataclass
@@ -94,8 +104,16 @@ class QemuImg:
                  python_exec: Optional[str] = None,
                  limits: Limits = Limits()) -> None:
         self.binary = binary
-        self.python_exec = python_exec or interpreter()
+        self._python_exec = python_exec
         self.limits = limits
+
+    @property
+    def python_exec(self) -> str:
+        """The wrapper's interpreter, resolved at the first call (raises
+        InterpreterUnusable: a host problem, reported as ``missing``)."""
+        if self._python_exec is None:
+            self._python_exec = interpreter()
+        return self._python_exec
 
     def run(self, args: Sequence[str], *, limits: Optional[Limits] = None,
             ok_codes: Sequence[int] = (0,)) -> Result:
@@ -105,8 +123,13 @@ class QemuImg:
         start = time.monotonic()
         cmd = [self.binary] + [str(a) for a in args]
         try:
+            python_exec = self.python_exec
+        except InterpreterUnusable as exc:
+            raise QemuImgError("missing", "%s cannot be used on this host: "
+                               "%s" % (exc.tool, exc.reason), fix=exc.fix)
+        try:
             stdout, stderr = processutils.execute(
-                *cmd, prlimit=limits.prlimit(), python_exec=self.python_exec,
+                *cmd, prlimit=limits.prlimit(), python_exec=python_exec,
                 timeout=limits.timeout_seconds, check_exit_code=False,
                 env_variables=child_env(),
                 on_execute=procs.append,
@@ -212,19 +235,61 @@ class QemuImg:
                          "if=%s" % src, "of=%s" % dst], limits=limits)
 
 
+class InterpreterUnusable(exceptions.ToolUnavailable):
+    """The prlimit wrapper has no Python to run under (uWSGI, mod_wsgi)."""
+
+
 def interpreter() -> str:
     """The Python that runs ``oslo_concurrency.prlimit``.
 
-    Under uWSGI ``sys.executable`` is the uwsgi binary; Glance's own
-    ``[wsgi] python_interpreter`` names the interpreter it uses for the
-    same wrapper, so follow it when Glance has registered it.
+    Under uWSGI or mod_wsgi ``sys.executable`` is the server binary, and
+    ``<server> -m oslo_concurrency.prlimit`` is no Python at all: every
+    qemu-img call would "fail" and each image would look broken. Glance's
+    own ``[wsgi] python_interpreter`` names the interpreter Glance uses for
+    the same wrapper, so it is followed when set; otherwise an embedded
+    interpreter is refused with a message naming that setting (an
+    environment fault, never a bad image).
     """
     try:
         configured = cfg.CONF.wsgi.python_interpreter
     except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError,
             cfg.RequiredOptError):
         configured = None
-    return configured or sys.executable
+    if configured:
+        if not (os.path.isfile(configured) and os.access(configured,
+                                                         os.X_OK)):
+            raise InterpreterUnusable(
+                tool="the Python interpreter %s" % configured,
+                reason="[wsgi] python_interpreter names no executable file",
+                fix="set it to the Python of Glance's environment, e.g. %s"
+                    % suggested_interpreter())
+        return configured
+    if not is_python(sys.executable):
+        raise InterpreterUnusable(
+            tool="qemu-img under oslo's prlimit wrapper",
+            reason="glance-api runs embedded in %s, which is not a Python "
+                   "interpreter" % (sys.executable or "a server binary"),
+            fix="set [wsgi] python_interpreter = %s in glance-api.conf "
+                "(uWSGI and mod_wsgi need it)" % suggested_interpreter())
+    return sys.executable
+
+
+def is_python(executable: str) -> bool:
+    """Whether ``executable`` is a Python interpreter (not uwsgi/httpd)."""
+    if not executable or "uwsgi" in sys.modules or "mod_wsgi" in sys.modules:
+        return False
+    names = {os.path.basename(executable),
+             os.path.basename(os.path.realpath(executable))}
+    return any(_PYTHON_NAME.match(name) for name in names)
+
+
+def suggested_interpreter() -> str:
+    """The Python of this environment, for messages that ask for one."""
+    for name in ("python3", "python"):
+        candidate = os.path.join(sys.prefix, "bin", name)
+        if os.path.isfile(candidate):
+            return candidate
+    return "/path/to/glance-venv/bin/python3"
 
 
 def limited_command(cmd: Sequence[str], limits: Limits,

@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from tests.functional import fixtures
+from glance_ext.local_glance import client
 
 
 class _Factory(object):
@@ -25,21 +25,21 @@ class _Factory(object):
         self.state_dirs = []
         self.started = []
 
-    def __call__(self, **kwargs) -> fixtures.LocalGlance:
+    def __call__(self, **kwargs) -> client.LocalGlance:
         state_dir = os.path.join(self.base_dir,
                                  "glance-%d" % len(self.state_dirs))
         # Recorded before `up`: whatever happens after it started a server
         # (even output we fail to parse), teardown stops it.
         self.state_dirs.append(state_dir)
-        glance = fixtures.start_local_glance(state_dir, **kwargs)
+        glance = client.start_local_glance(state_dir, **kwargs)
         self.started.append(glance)
         return glance
 
     def stop_all(self) -> None:
         failures = []
         for state_dir in self.state_dirs:
-            proc = fixtures.run([fixtures.GLANCE_EXT, "local-glance", "down",
-                                 "--state-dir", state_dir], check=False)
+            proc = client.run([client.GLANCE_EXT, "local-glance", "down",
+                               "--state-dir", state_dir], check=False)
             if proc.returncode != 0:  # keep stopping the others
                 failures.append(proc.stderr)
         assert not failures, failures
@@ -66,13 +66,13 @@ def http_server(tmp_path):
     """A loopback HTTP server for web-download, serving ``.directory``."""
     root = tmp_path / "www"
     root.mkdir()
-    server = fixtures.HTTPServer(str(root))
+    server = client.HTTPServer(str(root))
     yield server
     server.close()
 
 
 @pytest.fixture(scope="module")
 def module_http_server(tmp_path_factory):
-    server = fixtures.HTTPServer(str(tmp_path_factory.mktemp("www")))
+    server = client.HTTPServer(str(tmp_path_factory.mktemp("www")))
     yield server
     server.close()

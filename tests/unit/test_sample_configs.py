@@ -50,3 +50,46 @@ def test_committed_sample_is_current(generator, tmp_path):
     assert fresh.read_text() == expected, (
         "%s is stale: run `tox -e genconfig` and commit the result"
         % os.path.relpath(committed, ROOT))
+
+
+def _our_opts():
+    from importlib import metadata
+    for ep in metadata.entry_points(group="oslo.config.opts"):
+        if ep.name.startswith("glance_ext."):
+            for group, opts in ep.load()():
+                for opt in opts:
+                    yield ep.name, str(group), opt
+
+
+def test_every_choice_has_a_description():
+    undescribed = []
+    for namespace, group, opt in _our_opts():
+        choices = getattr(opt.type, "choices", None) or {}
+        for value, description in choices.items():
+            if not description:
+                undescribed.append("%s [%s] %s=%s" % (namespace, group,
+                                                      opt.name, value))
+    assert not undescribed, undescribed
+
+
+def test_operator_samples_are_per_target_file():
+    # What goes into glance-image-import.conf, glance-api.conf and the
+    # cache manager's file; the development-only [local_glance] is in none.
+    samples = sorted(os.path.basename(p) for p in glob.glob(
+        os.path.join(ROOT, "etc", "*.sample")))
+    assert samples == ["glance-api-paste.ini.sample",
+                       "glance-api-uwsgi.ini.sample",
+                       "glance-api.conf.sample",
+                       "glance-ext-cache-manager.conf.sample",
+                       "glance-image-import.conf.sample"], samples
+    for name in samples:
+        with open(os.path.join(ROOT, "etc", name)) as fh:
+            assert "[local_glance]" not in fh.read(), name
+    with open(os.path.join(ROOT, "etc", "glance-image-import.conf.sample")
+              ) as fh:
+        text = fh.read()
+    for group in ("glance_ext_decompress", "glance_ext_validate",
+                  "glance_ext_convert", "glance_ext_guest",
+                  "glance_ext_inject"):
+        assert "[%s]" % group in text
+    assert "[glance_ext_metadefs]" not in text

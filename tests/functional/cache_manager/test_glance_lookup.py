@@ -26,7 +26,7 @@ import sys
 
 import pytest
 
-from tests import cache_manager_trees as trees
+from glance_ext.testing import cache_manager_trees as trees
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -66,7 +66,7 @@ def test_images_named_and_deleted_ones_first(glance, tmp_path):
                        % (glance.url, glance.admin_token))
     env = dict(os.environ, PYTHONPATH=ROOT)
     out = subprocess.run([sys.executable, '-m',
-                          'glance_ext.cache_manager.cli', '--config-file',
+                          'glance_ext.cmd.cache_manager', '--config-file',
                           conf, 'run', '--once', '--format', 'json'],
                          env=env, cwd=ROOT, capture_output=True, text=True,
                          timeout=120, check=True).stdout

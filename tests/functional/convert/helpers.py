@@ -13,8 +13,9 @@
 """Shared checks of the convert/decompress functional tests."""
 
 import os
-import subprocess
 from typing import Dict, Optional
+
+from glance_ext.testing import qemu_procs
 
 OUR_PLUGINS = ["glance_ext_decompress", "glance_ext_validate",
                "glance_ext_convert"]
@@ -27,13 +28,6 @@ def import_options(lock_dir: str, **extra: str) -> Dict[str, str]:
     opts.update({k if "." in k else "glance_ext_convert." + k: v
                  for k, v in extra.items()})
     return opts
-
-
-def qemu_compare(a: str, fa: str, b: str, fb: str) -> bool:
-    proc = subprocess.run(["qemu-img", "compare", "-f", fa, "-F", fb, a, b],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
-    return proc.returncode == 0
 
 
 QEMU_DRIVER = {"vhd": "vpc", "iso": "raw", "gpt": "raw"}
@@ -51,7 +45,7 @@ def assert_stored_equals(glance, image: Dict, source: str,
                       os.path.join(tmp_dir, image["id"] + ".stored"))
     assert os.path.getsize(stored) == image["size"]
     fmt = QEMU_DRIVER.get(image["disk_format"], image["disk_format"])
-    assert qemu_compare(source, source_driver, stored, fmt), \
+    assert qemu_procs.same_guest_data(source, source_driver, stored, fmt), \
         "stored data of %s differs from %s" % (image["id"], source)
     os.unlink(stored)
 

@@ -25,9 +25,9 @@ overlap.
 import threading
 import time
 
-from tests import qemu_procs
+from glance_ext.testing import qemu_procs
 from tests.functional.convert import helpers
-from tests.unit.conversion import images
+from glance_ext.testing import images
 
 
 def test_four_conversions_respect_host_limit(local_glance_factory, tmp_path):

@@ -37,10 +37,10 @@ import time
 
 import pytest
 
-from tests import qemu_procs
-from tests.functional import fixtures
+from glance_ext.testing import qemu_procs
+from glance_ext.local_glance import client
 from tests.functional.convert import helpers
-from tests.unit.conversion import images
+from glance_ext.testing import images
 
 MiB = 1024 * 1024
 SLOW_MIB = 24
@@ -76,7 +76,7 @@ def wait_for_conversion(glance, image_id, timeout=60):
 def create_queued(glance, disk_format="qcow2"):
     proc = glance.glance("image-create", "--disk-format", disk_format,
                          "--container-format", "bare", "--name", "fault")
-    return fixtures.parse_table(proc.stdout)["id"]
+    return client.parse_table(proc.stdout)["id"]
 
 
 def retry_works(glance, image_id, path):
@@ -178,9 +178,9 @@ def test_not_enough_staging_space(small_staging, data):
 def _restart(module_glance_factory, glance, options):
     """Start the same local Glance again (same database and staging)."""
     glance.down()      # forget the dead server's state, keep its database
-    glance = fixtures.start_local_glance(glance.state_dir,
-                                         plugins=helpers.OUR_PLUGINS,
-                                         import_options=options)
+    glance = client.start_local_glance(glance.state_dir,
+                                       plugins=helpers.OUR_PLUGINS,
+                                       import_options=options)
     module_glance_factory.started.append(glance)
     return glance
 

@@ -33,7 +33,7 @@ import os
 import pytest
 
 from tests.functional.convert import helpers
-from tests.unit.conversion import images
+from glance_ext.testing import images
 
 VIRTUAL = images.VIRTUAL_SIZE
 

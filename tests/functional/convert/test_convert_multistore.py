@@ -23,7 +23,7 @@ preferred store's format, and the served data equals the source.
 import pytest
 
 from tests.functional.convert import helpers
-from tests.unit.conversion import images
+from glance_ext.testing import images
 
 STORES = ["fs", "fast"]
 OPTIONS = {"store_formats": "fs:qcow2,fast:raw", "default_format": "raw"}

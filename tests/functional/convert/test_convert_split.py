@@ -23,8 +23,8 @@ nothing in staging and no process behind.
 import pytest
 
 from tests.functional.convert import helpers
-from tests.unit.conversion import images
-from tests.unit.conversion.test_split import _processes_naming
+from glance_ext.testing import images
+from glance_ext.testing import qemu_procs
 
 
 @pytest.fixture(scope="module")
@@ -61,4 +61,4 @@ def test_compressed_source_converted_by_two_processes(
     helpers.assert_stored_equals(glance, image, sources[name], driver,
                                  str(tmp_path))
     assert not helpers.ours_in_staging(glance, image_id)
-    assert not _processes_naming(image_id)
+    assert not qemu_procs.pids_naming(image_id)

@@ -25,7 +25,7 @@ import os
 import pytest
 
 from tests.functional.convert import helpers
-from tests.unit.conversion import images
+from glance_ext.testing import images
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,8 @@ import os
 import pytest
 
 from tests.functional.convert import helpers
-from tests.unit.conversion import images
-from tests.unit.decompression import archives
+from glance_ext.testing import images
+from glance_ext.testing import archives
 
 MiB = 1024 * 1024
 

@@ -28,7 +28,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from glance_ext.guest import inspect_guest
-from tests.guest import disks
+from glance_ext.testing.guest import disks
 
 pytestmark = [
     pytest.mark.slow,

@@ -33,9 +33,9 @@ import time
 
 import pytest
 
-from tests.functional import fixtures
-from tests.guest import disks
-from tests.unit.injection import windows_disks
+from glance_ext.local_glance import client
+from glance_ext.testing.guest import disks
+from glance_ext.testing import windows_disks
 
 PLUGINS = ["glance_ext_validate", "glance_ext_inject"]
 RULES = """\
@@ -108,7 +108,7 @@ def test_role_and_visibility_conditions_from_the_real_request(glance):
             "--container-format", "bare", "--name", "as-admin",
             "--import-method", "glance-direct", stdin=data,
             token=glance.admin_token)
-    image_id = fixtures.parse_table(proc.stdout)["id"]
+    image_id = client.parse_table(proc.stdout)["id"]
     # Only the admin project sees the image: poll with the admin token.
     deadline = time.monotonic() + 120
     while True:

@@ -26,7 +26,7 @@ import subprocess
 
 import pytest
 
-from tests.functional import fixtures
+from glance_ext.local_glance import client
 
 
 def _qemu_img(*args: str) -> None:
@@ -105,8 +105,8 @@ def test_postgresql_four_concurrent_imports_and_clean_down(
     assert not os.path.exists(pg_dir)
     for name in ("state.json", "env", "locks"):
         assert not os.path.exists(os.path.join(glance.state_dir, name))
-    status = fixtures.run([fixtures.GLANCE_EXT, "local-glance", "status",
-                           "--state-dir", glance.state_dir], check=False)
+    status = client.run([client.GLANCE_EXT, "local-glance", "status",
+                         "--state-dir", glance.state_dir], check=False)
     assert status.returncode == 1 and "not running" in status.stdout
 
 
@@ -115,28 +115,28 @@ def test_taken_port_is_a_clear_error(tmp_path):
         sock.bind(("127.0.0.1", 0))
         sock.listen(1)
         port = sock.getsockname()[1]
-        proc = fixtures.run([fixtures.GLANCE_EXT, "local-glance", "up",
-                             "--state-dir", str(tmp_path / "s"),
-                             "--port", str(port)], check=False)
+        proc = client.run([client.GLANCE_EXT, "local-glance", "up",
+                           "--state-dir", str(tmp_path / "s"),
+                           "--port", str(port)], check=False)
     assert proc.returncode == 1
     assert "port %d on 127.0.0.1 is already in use" % port in proc.stderr
 
 
 def test_unknown_plugin_is_refused_before_start(tmp_path):
-    proc = fixtures.run([fixtures.GLANCE_EXT, "local-glance", "up",
-                         "--state-dir", str(tmp_path / "s"),
-                         "--plugins", "glance_ext_no_such_plugin"],
-                        check=False)
+    proc = client.run([client.GLANCE_EXT, "local-glance", "up",
+                       "--state-dir", str(tmp_path / "s"),
+                       "--plugins", "glance_ext_no_such_plugin"],
+                      check=False)
     assert proc.returncode == 1
     assert "unknown import plugin 'glance_ext_no_such_plugin'" in proc.stderr
 
 
 def test_glance_start_failure_shows_log_tail(tmp_path):
     # A backend type glance_store does not know makes Glance's app fail.
-    proc = fixtures.run([fixtures.GLANCE_EXT, "local-glance", "up",
-                         "--state-dir", str(tmp_path / "s"),
-                         "--api-option", "DEFAULT.enabled_backends=fs:nope"],
-                        check=False)
+    proc = client.run([client.GLANCE_EXT, "local-glance", "up",
+                       "--state-dir", str(tmp_path / "s"),
+                       "--api-option", "DEFAULT.enabled_backends=fs:nope"],
+                      check=False)
     assert proc.returncode == 1
     assert "Last lines of" in proc.stderr, proc.stderr
     assert not os.path.exists(tmp_path / "s" / "state.json")

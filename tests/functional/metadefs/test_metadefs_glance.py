@@ -37,18 +37,18 @@ import pytest
 
 from glance_ext.metadefs import catalog as catalog_mod
 from glance_ext.metadefs import compare
-from tests.functional import fixtures
+from glance_ext.local_glance import client
 
 CATALOG_DIR = catalog_mod.default_directory()
-GLANCE_MANAGE = os.path.join(fixtures.BIN_DIR, "glance-manage")
+GLANCE_MANAGE = os.path.join(client.BIN_DIR, "glance-manage")
 FILTER = "glance_ext.middleware:filter_factory"
 FAST_REFRESH = {"glance_ext_metadefs.refresh_interval": "1"}
 
 
 def load_metadefs(glance):
     conf = os.path.join(glance.state_dir, "etc", "glance-api.conf")
-    return fixtures.run([GLANCE_MANAGE, "--config-file", conf, "db",
-                         "load_metadefs", "--path", CATALOG_DIR])
+    return client.run([GLANCE_MANAGE, "--config-file", conf, "db",
+                       "load_metadefs", "--path", CATALOG_DIR])
 
 
 def http(glance, method, path, body=None, content_type="application/json"):
@@ -139,7 +139,7 @@ def test_cli_create_with_bad_disk_bus_is_refused(loaded_glance):
 
 def test_cli_update_bad_cpu_policy_refused_valid_values_stored(
         loaded_glance):
-    created = fixtures.parse_table(loaded_glance.glance(
+    created = client.parse_table(loaded_glance.glance(
         "image-create", "--name", "good", "--property", "hw_disk_bus=virtio",
         "--property", "hw_qemu_guest_agent=yes").stdout)
     image_id = created["id"]
@@ -180,9 +180,9 @@ def test_schema_image_is_enforced_by_glance(tmp_path):
     """Glance reads schema-image.json from its config dir at start-up."""
     state_dir = str(tmp_path / "glance")
     os.makedirs(os.path.join(state_dir, "etc"))
-    fixtures.run([fixtures.GLANCE_EXT, "metadefs", "schema-image", "-o",
-                  os.path.join(state_dir, "etc", "schema-image.json")])
-    glance = fixtures.start_local_glance(state_dir)
+    client.run([client.GLANCE_EXT, "metadefs", "schema-image", "-o",
+                os.path.join(state_dir, "etc", "schema-image.json")])
+    glance = client.start_local_glance(state_dir)
     try:
         status, text = http(glance, "POST", "/v2/images",
                             {"name": "s", "hw_disk_bus": "foo"})

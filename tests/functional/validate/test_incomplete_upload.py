@@ -33,7 +33,7 @@ import time
 
 import pytest
 
-from tests.functional import fixtures
+from glance_ext.local_glance import client as fixtures
 
 PLUGINS = ["glance_ext_decompress", "glance_ext_validate"]
 INCOMPLETE = "the upload did not complete; stage the image again"

@@ -32,7 +32,7 @@ import time
 
 import pytest
 
-from tests.corpus import generate
+from glance_ext.testing import corpus as generate
 
 PLUGIN = "glance_ext_validate"
 REJECTED = "Image rejected by glance_ext_validate: "

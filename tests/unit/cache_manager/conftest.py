@@ -13,25 +13,10 @@
 """Fixtures: real instance trees (qemu-img) and configured passes."""
 
 import pytest
-from oslo_config import cfg
 
 from glance_ext.cache_manager import cachepass
-from glance_ext.cache_manager import options
-from tests import cache_manager_trees as trees
-
-
-def make_conf(tree: trees.Tree, **overrides) -> cfg.ConfigOpts:
-    """Config as the CLI builds it, with nova's removal off by default."""
-    conf = cfg.ConfigOpts()
-    options.register_opts(conf)
-    conf([], project='glance-ext-test', default_config_files=[])
-    conf.set_override('instances_path', tree.instances)
-    conf.set_override('host', 'testhost')
-    conf.set_override('remove_unused_base_images', False, 'image_cache')
-    for key, value in overrides.items():
-        group, _, name = key.rpartition('__')
-        conf.set_override(name, value, group or None)
-    return conf
+from glance_ext.testing import cache_manager_trees as trees
+from glance_ext.testing.cache_manager_trees import make_conf
 
 
 @pytest.fixture

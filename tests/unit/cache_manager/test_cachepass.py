@@ -17,10 +17,10 @@ import os
 import time
 
 from glance_ext.cache_manager import cachepass
-from tests import cache_manager_trees as trees
-from tests.cache_manager_trees import HOUR, IMG, DAY
+from glance_ext.testing import cache_manager_trees as trees
+from glance_ext.testing.cache_manager_trees import HOUR, IMG, DAY
 
-from tests.unit.cache_manager.conftest import make_conf
+from glance_ext.testing.cache_manager_trees import make_conf
 
 
 def quarantined(tree):

@@ -18,7 +18,7 @@ import os
 import pytest
 
 from glance_ext.cache_manager import ages
-from glance_ext.cache_manager import cli
+from glance_ext.cmd import cache_manager as cli
 from glance_ext.cache_manager import metrics
 from glance_ext.cache_manager import options
 from glance_ext.cache_manager import quarantine

@@ -26,8 +26,8 @@ import tempfile
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from glance_ext.cache_manager import cachepass, naming
-from tests import cache_manager_trees as trees
-from tests.unit.cache_manager.conftest import make_conf
+from glance_ext.testing import cache_manager_trees as trees
+from glance_ext.testing.cache_manager_trees import make_conf
 
 SHAS = [trees.sha1('img-%d' % i) for i in range(6)]
 NAMES = (SHAS + [s + '_10' for s in SHAS[:3]] + [SHAS[0] + '_sm']

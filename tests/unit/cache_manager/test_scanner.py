@@ -15,8 +15,8 @@
 import os
 
 from glance_ext.cache_manager import scanner
-from tests import cache_manager_trees as trees
-from tests.cache_manager_trees import IMG
+from glance_ext.testing import cache_manager_trees as trees
+from glance_ext.testing.cache_manager_trees import IMG
 
 
 def scan(tree, **kw):

@@ -12,7 +12,7 @@
 
 import pytest
 
-from tests.unit.conversion import images
+from glance_ext.testing import images
 
 
 @pytest.fixture(scope="session")

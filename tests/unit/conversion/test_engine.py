@@ -33,19 +33,14 @@ from glance_ext.conversion import settings as settings_mod
 from glance_ext.conversion import slots
 from glance_ext.conversion import verify
 from glance_ext.qemu import runner
-from tests import qemu_procs
-from tests.unit.conversion import images
+from glance_ext.testing import qemu_procs
+from glance_ext.testing import images
 
 
 def make_engine(tmp_path, **kw):
     kw.setdefault("lock_dir", str(tmp_path / "slots"))
     kw.setdefault("free_space_reserve", 0)
     return engine_mod.ConversionEngine(settings_mod.Settings(**kw))
-
-
-def qemu_same(a, fa, b, fb):
-    return subprocess.run(["qemu-img", "compare", "-f", fa, "-F", fb, a, b],
-                          stdout=subprocess.PIPE).returncode == 0
 
 
 @pytest.mark.parametrize("target", ["raw", "qcow2"])
@@ -59,7 +54,7 @@ def test_every_input_converts(samples, tmp_path, name, target):
     assert out.target_format == target
     assert out.virtual_size == out.source_virtual_size == images.VIRTUAL_SIZE
     assert out.size == os.path.getsize(dst)
-    assert qemu_same(sample.path, sample.qemu_format, dst, target)
+    assert qemu_procs.same_guest_data(sample.path, sample.qemu_format, dst, target)
 
 
 @pytest.mark.parametrize("target,driver", [("vmdk", "vmdk"), ("vhd", "vpc"),

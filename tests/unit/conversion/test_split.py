@@ -31,9 +31,8 @@ from glance_ext.conversion import process
 from glance_ext.conversion import settings as settings_mod
 from glance_ext.conversion import split
 from glance_ext.qemu import runner
-from tests import qemu_procs
-from tests.unit.conversion import images
-from tests.unit.conversion.test_engine import qemu_same
+from glance_ext.testing import qemu_procs
+from glance_ext.testing import images
 
 MiB = 1024 * 1024
 
@@ -105,7 +104,7 @@ def test_compressed_sources_split_and_equal_the_source(
                                    on_progress=seen.append)
     assert out.processes == 2
     assert out.virtual_size == 64 * MiB
-    assert qemu_same(sources[source], fmt, dst, target)
+    assert qemu_procs.same_guest_data(sources[source], fmt, dst, target)
     if target == "qcow2":
         images.qemu_img("check", "-f", "qcow2", dst)
     else:
@@ -134,20 +133,7 @@ def test_single_process_otherwise(sources, tmp_path, why, kw):
     dst = str(tmp_path / ("out." + target))
     out = engine(tmp_path, **kw).convert(sources[source], fmt, dst, target)
     assert out.processes == 1, why
-    assert qemu_same(sources[source], fmt, dst, target)
-
-
-def _processes_naming(text):
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open("/proc/%s/cmdline" % pid, "rb") as fh:
-                    if text.encode() in fh.read():
-                        found.append(int(pid))
-            except OSError:
-                pass
-    return found
+    assert qemu_procs.same_guest_data(sources[source], fmt, dst, target)
 
 
 @pytest.mark.parametrize("target", ["raw", "qcow2"])
@@ -161,7 +147,7 @@ def test_timeout_stops_every_process(sources, tmp_path, target):
     assert err.value.kind == "timeout"
     assert time.monotonic() - start < 10
     assert not os.path.exists(dst)
-    assert not _processes_naming(dst)
+    assert not qemu_procs.pids_naming(dst)
     assert not qemu_procs.qemu_img_pids(sources["vmdk_stream"],
                                         subcommand=None)
 

@@ -24,7 +24,7 @@ import pytest
 
 from glance_ext.decompression import codecs
 from glance_ext.decompression import stream
-from tests.unit.decompression import archives
+from glance_ext.testing import archives
 
 MiB = archives.MiB
 CODECS = ("gzip", "bzip2", "xz", "zstd")

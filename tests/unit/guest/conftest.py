@@ -22,7 +22,7 @@ import shutil
 import pytest
 
 from glance_ext.guest import inspect_guest
-from tests.guest import disks
+from glance_ext.testing.guest import disks
 
 
 def _need(*tools: str) -> None:

@@ -23,7 +23,7 @@ import hashlib
 import pytest
 
 from glance_ext.guest import disk as disk_mod
-from tests.guest import disks
+from glance_ext.testing.guest import disks
 
 CONTAINERS = [c for c in disks.CONTAINERS if c != "raw"]
 # (offset, length) pairs: MBR+GPT, ESP boot sector, root superblock, and

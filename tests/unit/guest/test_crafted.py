@@ -19,7 +19,7 @@ import pytest
 
 from glance_ext.guest import inspect_guest
 from glance_ext.guest import options
-from tests.guest import crafted
+from glance_ext.testing.guest import crafted
 
 
 @pytest.fixture(autouse=True)
@@ -102,8 +102,8 @@ def test_garbage_disk_is_unknown(tmp_path):
 
 @pytest.mark.parametrize("fs_type", ["ext2", "ext3"])
 def test_older_ext_generations(tmp_path, fs_type):
-    from tests.guest import disks
-    from tests.guest import trees
+    from glance_ext.testing.guest import disks
+    from glance_ext.testing.guest import trees
     root = tmp_path / "root"
     trees.build(str(root), trees.TreeSpec("debian", "12", fstab=(
         "LABEL=rootfs / %s defaults 0 1\n" % fs_type)), None)
@@ -121,8 +121,8 @@ def test_btrfs_is_identified_not_guessed(tmp_path):
     import shutil
     if shutil.which("mkfs.btrfs") is None:
         pytest.skip("mkfs.btrfs (btrfs-progs) is not installed")
-    from tests.guest import disks
-    from tests.guest import trees
+    from glance_ext.testing.guest import disks
+    from glance_ext.testing.guest import trees
     root = tmp_path / "root"
     trees.build(str(root), trees.TreeSpec("fedora", "37"), None)
     img = tmp_path / "disk.raw"

@@ -17,8 +17,8 @@ import platform
 
 import pytest
 
-from tests.guest import disks
-from tests.guest import trees
+from glance_ext.testing.guest import disks
+from glance_ext.testing.guest import trees
 
 LINUX = sorted(n for n, s in disks.SPECS.items() if s.distro != "windows")
 WINDOWS = sorted(n for n, s in disks.SPECS.items()
@@ -108,7 +108,7 @@ def test_root_not_last(inspected):
 
 def test_root_on_lvm(inspected):
     """/ is /dev/mapper/vg0-root in fstab: an LV inside the PV partition
-    written by tests/guest/lvm.py, read through libvslvm."""
+    written by glance_ext/testing/guest/lvm.py, read through libvslvm."""
     report = inspected("rhel-lvm")
     assert report.os["osinfo_id"] == "rhel9.1"
     assert report["root"]["lv"] == "vg0/root"

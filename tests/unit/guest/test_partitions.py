@@ -176,7 +176,7 @@ def test_lvm_writer_is_accepted_by_lvm2(tmp_path):
     header and metadata checksums included."""
     if shutil.which("pvck") is None:
         pytest.skip("pvck (lvm2) is not installed")
-    from tests.guest import lvm
+    from glance_ext.testing.guest import lvm
     fs = tmp_path / "fs.img"
     fs.write_bytes(b"\1" * 4096)
     pv = tmp_path / "pv.img"

@@ -19,6 +19,8 @@ plain object (keystone cannot run here). The guest engine, its worker
 process, qemu-nbd and the metadefs catalog are the real ones.
 """
 
+import json
+import os
 import shutil
 import types
 
@@ -32,11 +34,12 @@ from glance.common import exception as glance_exception
 
 from glance_ext.guest import inspect_guest
 from glance_ext.guest import options as guest_options
+from glance_ext.guest import sbom
 from glance_ext.injection import options
 from glance_ext.plugins import inject
-from tests.guest import disks
-from tests.unit.plugin_doubles import IMAGE_ID, FakeActionWrapper, FakeImage
-from tests.unit.injection import windows_disks
+from glance_ext.testing.guest import disks
+from glance_ext.testing.plugin_doubles import IMAGE_ID, FakeActionWrapper, FakeImage
+from glance_ext.testing import windows_disks
 
 
 class FakeRepo:
@@ -298,3 +301,143 @@ def test_drivers_without_drivers_dir_cannot_tell(windows_ok):
     assert result["storage"] is None and "does not exist" in result["error"]
     report = inspect_guest(disks.image(disks.SPECS["debian-mbr"]), "raw")
     assert "windows_drivers" not in report.to_dict()
+
+
+# -- the package inventory, the SBOM and the os_eol policy --
+
+def _need_rpm():
+    from glance_ext.testing.guest import pkgdb
+    why = pkgdb.rpm_missing()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def _need_osinfo():
+    if not os.path.isdir("/usr/share/osinfo/os"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("osinfo-db is not installed")
+        pytest.skip("osinfo-db is not installed")
+
+
+def test_package_summary_and_sbom_written(conf, tmp_path):
+    _need_rpm()
+    sboms = tmp_path / "sboms"
+    sboms.mkdir()
+    conf("sbom_dir = %s\n" % sboms)
+    staged = _stage(disks.image(disks.SPECS["rhel-lvm"], "qcow2"), tmp_path)
+    image = FakeImage("qcow2")
+    _run(staged, image)
+    props = image.extra_properties
+    assert props["glance_ext_inject_packages"] == "6"
+    assert props["glance_ext_inject_kernel"] == \
+        "5.14.0-162.6.1.el9_1.x86_64"
+    written = sboms / (IMAGE_ID + ".cdx.json")
+    text = written.read_text()
+    assert sbom.validate(text) is None
+    assert props["glance_ext_inject_sbom_sha256"] == sbom.sha256(text)
+    doc = json.loads(text)
+    image_prop = [p for p in doc["metadata"]["component"]["properties"]
+                  if p["name"] == "glance_ext:image_id"]
+    assert image_prop == [{"name": "glance_ext:image_id",
+                           "value": IMAGE_ID}]
+    assert oct(written.stat().st_mode & 0o777) == "0o640"
+    assert props["glance_ext_inject_os_eol"] == "unknown"   # rhel9.1
+    assert props["glance_ext_inject_check_os_eol"] == "unknown"
+    assert image.status == "importing"
+
+
+def test_sbom_removed_when_a_later_plugin_fails(conf, tmp_path):
+    sboms = tmp_path / "sboms"
+    sboms.mkdir()
+    conf("sbom_dir = %s\n" % sboms)
+    staged = _stage(disks.image(disks.SPECS["debian-mbr"]), tmp_path)
+    with pytest.raises(RuntimeError):
+        _run(staged, FakeImage("raw"), later=Failing(name="later"))
+    assert list(sboms.iterdir()) == []
+
+
+def test_unwritable_sbom_dir_is_a_configuration_error(conf, tmp_path):
+    conf("sbom_dir = %s\n" % (tmp_path / "missing"))
+    staged = _stage(disks.image(disks.SPECS["debian-mbr"]), tmp_path)
+    image = FakeImage("raw")
+    with pytest.raises(glance_exception.UploadException) as exc:
+        _run(staged, image)
+    assert "glance_ext_inject cannot write the SBOM to [glance_ext_inject] " \
+        "sbom_dir %s: No such file or directory" % (tmp_path / "missing") \
+        in str(exc.value)
+    assert image.status == "queued"
+
+
+def test_no_packages_no_summary(conf, tmp_path):
+    conf("discover = os_type\n")
+    staged = _stage(disks.image(disks.SPECS["debian-mbr"]), tmp_path)
+    image = FakeImage("raw")
+    _run(staged, image)
+    assert "glance_ext_inject_packages" not in image.extra_properties
+    assert "glance_ext_inject_sbom_sha256" not in image.extra_properties
+
+
+def test_eol_enforce_rejects_with_the_date(conf, tmp_path):
+    _need_rpm()
+    _need_osinfo()
+    conf("os_eol_policy = enforce\n")
+    staged = _stage(disks.image(disks.SPECS["centos7-bdb"]), tmp_path)
+    image = FakeImage("raw")
+    with pytest.raises(glance_exception.UploadException) as exc:
+        _run(staged, image)
+    assert str(exc.value).startswith(
+        "Image rejected by glance_ext_inject: os_eol: centos7 reached its "
+        "end of life on 2024-06-30")
+    props = image.extra_properties
+    assert image.status == "queued"
+    assert props["glance_ext_inject_os_eol"] == "2024-06-30"
+    assert props["glance_ext_inject_check_os_eol"] == "fail"
+    assert "2024-06-30" in props["glance_ext_inject_reason"]
+
+
+def test_eol_warn_and_record(conf, tmp_path):
+    _need_rpm()
+    _need_osinfo()
+    conf("os_eol_policy = warn\n")
+    staged = _stage(disks.image(disks.SPECS["centos7-bdb"]), tmp_path)
+    image = FakeImage("raw")
+    _run(staged, image)
+    assert image.extra_properties["glance_ext_inject_warning"].startswith(
+        "os_eol: centos7 reached its end of life on 2024-06-30")
+    conf("")
+    staged = _stage(disks.image(disks.SPECS["centos7-bdb"]), tmp_path)
+    image = FakeImage("raw")
+    _run(staged, image)
+    assert "glance_ext_inject_warning" not in image.extra_properties
+    assert image.extra_properties["glance_ext_inject_check_os_eol"] == "fail"
+
+
+def test_eol_margin_warns_before_the_date(conf, tmp_path):
+    # win2k22 ends on 2031-10-14: a margin reaching past it warns.
+    _need_osinfo()
+    conf("os_eol_policy = enforce\nos_eol_warn_days = 100000\n")
+    staged = _stage(disks.image(disks.SPECS["win2k22-gpt"]), tmp_path)
+    image = FakeImage("raw")
+    _run(staged, image)
+    props = image.extra_properties
+    assert image.status == "importing"
+    assert props["glance_ext_inject_os_eol"] == "2031-10-14"
+    assert props["glance_ext_inject_check_os_eol"] == "pass"
+    assert "win2k22 reaches its end of life on 2031-10-14, in" in \
+        props["glance_ext_inject_warning"]
+
+
+def test_eol_without_osinfo_db_is_a_configuration_error(conf, tmp_path):
+    conf("os_eol_policy = enforce\n[glance_ext_guest]\nosinfo_db_dir = "
+         "%s\n" % (tmp_path / "none"))
+    staged = _stage(disks.image(disks.SPECS["debian-mbr"]), tmp_path)
+    image = FakeImage("raw")
+    with pytest.raises(glance_exception.UploadException) as exc:
+        _run(staged, image)
+    text = str(exc.value)
+    assert text.startswith("glance_ext_inject configuration error: "
+                           "os_eol_policy = enforce needs osinfo-db: ")
+    assert "install osinfo-db" in text
+    assert "rejected" not in text

@@ -12,7 +12,7 @@
 
 import pytest
 
-from tests.corpus import generate
+from glance_ext.testing import corpus as generate
 
 
 @pytest.fixture(scope="session")

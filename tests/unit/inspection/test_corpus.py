@@ -17,7 +17,7 @@ import pytest
 
 from glance_ext.inspection.engine import Engine
 from glance_ext.inspection.policy import Policy
-from tests.corpus import generate
+from glance_ext.testing import corpus as generate
 
 CASES = generate.ensure()
 

@@ -35,8 +35,8 @@ from glance_ext.inspection.engine import classify
 from glance_ext.inspection.policy import Policy
 from glance_ext.inspection.report import Report
 from glance_ext.qemu import probe
-from tests.corpus import generate
-from tests.unit.inspection import qemu_oracle
+from glance_ext.testing import corpus as generate
+from glance_ext.testing import qemu_oracle
 
 SEEDS = ["good_qcow2", "good_vmdk", "good_vmdk_stream", "good_vhdx",
          "good_vhd", "good_vdi", "iso_hybrid_gpt", "gpt_pmbr",

@@ -13,7 +13,7 @@
 """glance_ext.qemu.probe against qemu-img's own probe.
 
 Every rule of qemu 7.2's drivers on hand-built buffers, every corpus file
-where asking qemu is safe (tests/unit/inspection/qemu_oracle.py), and the
+where asking qemu is safe (glance_ext/testing/qemu_oracle.py), and the
 tie order; then what the engine does with the answer: polyglots and formats
 this engine does not accept are refused with both formats named, and the
 formats of that class are real (qemu-img opens each with ``-f``).
@@ -28,8 +28,8 @@ from glance_ext.inspection import detection
 from glance_ext.inspection.engine import Engine
 from glance_ext.qemu import probe
 from glance_ext.qemu import runner
-from tests.corpus import generate
-from tests.unit.inspection import qemu_oracle
+from glance_ext.testing import corpus as generate
+from glance_ext.testing import qemu_oracle
 
 CASES = generate.ensure()
 CLOOP = generate.CLOOP_V2_MAGIC

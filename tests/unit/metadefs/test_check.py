@@ -34,14 +34,23 @@ def test_shipped_catalog_has_no_problem(shipped_catalog):
 
 
 def test_catalog_associations_are_right_for_nova(shipped_catalog):
+    image_docs = 0
     for doc in shipped_catalog.documents:
         assocs = {a["name"]: a for a in doc["resource_type_associations"]}
+        if catalog_mod.IMAGE not in assocs:
+            # flavor or aggregate namespaces: nothing for images or volumes
+            assert catalog_mod.VOLUME not in assocs, doc["namespace"]
+            assert set(assocs) <= {catalog_mod.FLAVOR,
+                                   "OS::Nova::Aggregate"}, doc["namespace"]
+            continue
+        image_docs += 1
         assert assocs[catalog_mod.VOLUME]["properties_target"] == "image"
         image_prefix = assocs[catalog_mod.IMAGE].get("prefix", "")
         assert assocs[catalog_mod.VOLUME].get("prefix", "") == image_prefix
         if catalog_mod.FLAVOR in assocs:
             assert (image_prefix, assocs[catalog_mod.FLAVOR]["prefix"]) == \
                 ("hw_", "hw:")
+    assert image_docs == 8
     traits = shipped_catalog.document("GlanceExt::Nova::Traits")
     assert {a.get("prefix") for a in
             traits["resource_type_associations"]} == {"trait:"}
@@ -156,4 +165,6 @@ def test_glances_own_metadefs_show_the_known_defects():
         pytest.skip("Glance's metadefs are not in %s" % GLANCE_SHIPPED)
     messages = " | ".join(str(p) for p in _errors(GLANCE_SHIPPED))
     assert "compute-vtpm.json" in messages and "traits:" in messages
+    assert "compute-host-capabilities.json" in messages and \
+        "aggregate metadata keys have no prefix" in messages
     assert "hw_vif_model" in messages and "different constraints" in messages

@@ -40,9 +40,27 @@ def test_coverage_text_and_json(capsys):
     assert main.main(["metadefs", "coverage"]) == 0
     out = capsys.readouterr().out
     assert "covered 86/86 fields" in out
+    assert ("flavor extra specs: 525 validators (1 deprecated): 522 "
+            "described, 3 excluded; 35 image/flavor twins; 18 aggregate "
+            "keys") in out
     assert main.main(["metadefs", "coverage", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert (data["covered"], data["total"], data["ok"]) == (86, 86, True)
+    assert data["flavor"]["validators"] == 525
+    assert data["flavor"]["described"] + data["flavor"]["excluded"] == 525
+
+
+def test_coverage_fails_on_flavor_drift(catalog_copy, capsys):
+    directory, edit = catalog_copy
+    edit("nova-flavor-guest.json", lambda d: d["properties"][
+        "os:secure_boot"]["enum"].append("optional"))
+    assert main.main(["metadefs", "coverage", "--catalog", directory]) == 1
+    out = capsys.readouterr().out
+    assert "flavor   mismatch  os:secure_boot" in out
+    assert "extra ['optional'] (values nova lacks)" in out
+    assert "nova refuses flavor os:secure_boot='optional' that the " \
+           "catalog allows" in out
+    assert "twin     mismatch  os_secure_boot / os:secure_boot" in out
 
 
 def test_coverage_below_100_exits_1(catalog_copy, capsys):

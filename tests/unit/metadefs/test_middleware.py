@@ -25,6 +25,7 @@ import webob
 from oslo_config import cfg
 
 from glance_ext.metadefs import catalog as catalog_mod
+from glance_ext.metadefs import rules as rules_mod
 from glance_ext.middleware import catalog_source
 from glance_ext.middleware import enforcement
 from glance_ext.middleware import filter_factory
@@ -35,9 +36,10 @@ PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 class MetadefsStandIn:
     """Downstream app: metadefs API from files, 201/200 for image writes."""
 
-    def __init__(self, catalog, extra=()):
+    def __init__(self, catalog, extra=(), filter_resource_types=True):
         self.catalog = catalog
         self.extra = list(extra)
+        self.filter_resource_types = filter_resource_types
         self.fail = False
         self.metadefs_calls = 0
         self.image_writes = 0
@@ -55,7 +57,15 @@ class MetadefsStandIn:
             docs = self.catalog.documents + self.extra
             if req.path_info == "/v2/metadefs/namespaces":
                 # Glance's paging: limit, marker, and a next link that
-                # keeps the query (glance/api/v2/metadef_namespaces.py)
+                # keeps the query (glance/api/v2/metadef_namespaces.py);
+                # resource_types keeps only namespaces associated with one
+                # of the listed types, as Glance's listing does.
+                wanted = req.params.get("resource_types")
+                if wanted is not None and self.filter_resource_types:
+                    types = set(wanted.split(","))
+                    docs = [d for d in docs if types & {
+                        a["name"] for a in
+                        d.get("resource_type_associations") or ()}]
                 names = [d["namespace"] for d in docs]
                 start = (names.index(req.params["marker"]) + 1
                          if "marker" in req.params else 0)
@@ -81,6 +91,12 @@ class Clock:
 
     def __call__(self):
         return self.now
+
+
+def _image_namespaces(catalog):
+    return [d["namespace"] for d in catalog.documents
+            if catalog_mod.IMAGE in {a["name"] for a in
+                                     d["resource_type_associations"]}]
 
 
 def _app(shipped_catalog, **local_conf):
@@ -113,7 +129,7 @@ def test_refuses_invalid_create_naming_property_value_and_allowed(
     app, downstream, _ = _app(shipped_catalog)
     resp = _post(app, {"name": "x", "hw_disk_bus": "foo"})
     assert resp.status_int == 400
-    assert resp.content_type == "text/plain"
+    assert resp.content_type == "text/html"
     assert "'hw_disk_bus'" in resp.text and "'foo'" in resp.text
     assert "virtio" in resp.text
     assert downstream.image_writes == 0
@@ -158,7 +174,8 @@ def test_catalog_cached_then_refreshed_with_the_request_context(
     app, downstream, clock = _app(shipped_catalog, refresh_interval="30")
     _post(app, {"hw_disk_bus": "virtio"}, context="ctx-1")
     calls = downstream.metadefs_calls
-    assert calls == 1 + len(shipped_catalog.documents)
+    # one listing, then one GET per image namespace (not the flavor ones)
+    assert calls == 1 + len(_image_namespaces(shipped_catalog))
     assert set(downstream.seen_context) == {"ctx-1"}
     clock.now += 29
     _post(app, {"hw_disk_bus": "virtio"})
@@ -228,6 +245,98 @@ def test_follows_glance_paging(shipped_catalog, monkeypatch):
     downstream = MetadefsStandIn(shipped_catalog)
     catalog = catalog_source.fetch_catalog(
         downstream, {}, "OS::Glance::Image", ["GlanceExt::*"])
-    assert catalog.namespaces() == shipped_catalog.namespaces()
+    image_namespaces = _image_namespaces(shipped_catalog)
+    assert catalog.namespaces() == image_namespaces
     # 3 pages of names, then one GET per namespace
-    assert downstream.metadefs_calls == 3 + len(shipped_catalog.documents)
+    assert len(image_namespaces) == 8
+    assert downstream.metadefs_calls == 3 + len(image_namespaces)
+
+
+FLAVOR_ONLY = {
+    # A flavor-only namespace that matches the enforced GlanceExt::*
+    # pattern and even defines an image-looking key with other values.
+    "namespace": "GlanceExt::Site::FlavorOnly",
+    "resource_type_associations": [{"name": catalog_mod.FLAVOR}],
+    "properties": {
+        "hw_disk_bus": {"title": "t", "type": "string", "enum": ["nvme"]},
+        "hw:cpu_policy": {"title": "t", "type": "string",
+                          "enum": ["shared"]},
+    },
+}
+
+
+def _without_image_association(catalog):
+    docs = [(d, s) for d, s in zip(catalog.documents, catalog.sources)
+            if catalog_mod.IMAGE in {a["name"] for a in
+                                     d["resource_type_associations"]}]
+    return catalog_mod.Catalog([d for d, _ in docs], [s for _, s in docs])
+
+
+def _rule_table(ruleset):
+    return {key: (r.kind, r.enum, r.minimum, r.maximum, r.pattern_text,
+                  r.namespace) for key, r in ruleset.exact.items()}
+
+
+def test_flavor_namespaces_do_not_change_image_rules(shipped_catalog):
+    """The shipped flavor/aggregate namespaces add no image rule."""
+    image_only = _without_image_association(shipped_catalog)
+    assert len(image_only.documents) < len(shipped_catalog.documents)
+    full = _rule_table(rules_mod.compile_rules(shipped_catalog))
+    assert full == _rule_table(rules_mod.compile_rules(image_only))
+    assert not [k for k in full if k.startswith(("hw:", "quota:",
+                                                 "capabilities:"))]
+
+
+def test_flavor_only_namespace_does_not_change_image_enforcement(
+        shipped_catalog):
+    # Even if the listing returned every namespace (no resource_types
+    # filtering), the filter enforces only what is associated with images.
+    for filtered in (True, False):
+        downstream = MetadefsStandIn(shipped_catalog, extra=[FLAVOR_ONLY],
+                                     filter_resource_types=filtered)
+        settings = enforcement.Settings(cfg.ConfigOpts(), {})
+        app = enforcement.MetadefsEnforcement(downstream, settings)
+        assert _post(app, {"hw_disk_bus": "virtio",
+                           "hw_cpu_policy": "mixed",
+                           "hw:cpu_policy": "dedicated"}).status_int == 201
+        resp = _post(app, {"hw_disk_bus": "nvme"})
+        assert resp.status_int == 400
+        assert "one of fdc, ide, sata, scsi, usb, virtio" in resp.text
+        rules = app.cache.rules
+        assert rules.exact["hw_disk_bus"].namespace == \
+            "GlanceExt::Nova::ImageHardware"
+        assert "hw:cpu_policy" not in rules.exact
+        fetched = "GlanceExt::Site::FlavorOnly" in app.cache.namespaces
+        assert fetched is not filtered
+
+
+def test_error_body_follows_the_accept_header_as_glance_does(
+        shipped_catalog):
+    # A client that asks for JSON gets Glance's JSON error body; the glance
+    # CLI and openstacksdk send no Accept header and get Glance's HTML page,
+    # whose text both show. Quotes stay quotes (webob's template would
+    # escape them and the glance CLI would show &#x27;).
+    app, _, _ = _app(shipped_catalog)
+    for accept, expected in ((None, "text/html"), ("*/*", "text/html"),
+                             ("application/json", "application/json"),
+                             ("text/html;q=0.9, application/json",
+                              "application/json")):
+        req = webob.Request.blank("/v2/images", method="POST",
+                                  body=json.dumps(
+                                      {"hw_disk_bus": "<foo>"}).encode(),
+                                  content_type="application/json")
+        if accept:
+            req.headers["Accept"] = accept
+        req.environ["webob.adhoc_attrs"] = {"context": "ctx"}
+        resp = req.get_response(app)
+        assert resp.status_int == 400
+        assert resp.content_type == expected, accept
+        if expected == "application/json":
+            body = resp.json
+            assert body["code"] == "400 Bad Request"
+            assert body["title"] == "Bad Request"
+            assert "'hw_disk_bus'" in body["message"]
+        else:
+            assert "<h1>400 Bad Request</h1>" in resp.text
+            assert "'hw_disk_bus'" in resp.text
+            assert "'&lt;foo&gt;'" in resp.text

@@ -15,7 +15,7 @@
 The shared check (``plugins.base.require_complete_upload``) and the first
 step of both plugins that can see the staged data first (decompress,
 validate), inside a real taskflow engine over Glance's real import actions
-(see tests/unit/plugin_doubles.py). The crash itself is in
+(see glance_ext/testing/plugin_doubles.py). The crash itself is in
 tests/functional/validate/test_incomplete_upload.py.
 """
 
@@ -35,7 +35,7 @@ from glance_ext.inspection import options as validate_options
 from glance_ext.plugins import base
 from glance_ext.plugins import decompress
 from glance_ext.plugins import validate
-from tests.unit.plugin_doubles import FakeActionWrapper, FakeImage
+from glance_ext.testing.plugin_doubles import FakeActionWrapper, FakeImage
 
 GLANCE_DIRECT = {"method": {"name": "glance-direct"}}
 WEB_DOWNLOAD = {"method": {"name": "web-download", "uri": "http://x/i"}}

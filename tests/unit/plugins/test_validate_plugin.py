@@ -32,7 +32,7 @@ from glance.common import exception as glance_exception
 from glance_ext.inspection import options
 from glance_ext.plugins import base
 from glance_ext.plugins import validate
-from tests.unit.plugin_doubles import FakeActionWrapper, FakeImage
+from glance_ext.testing.plugin_doubles import FakeActionWrapper, FakeImage
 
 
 class Probe(task.Task):

@@ -1,0 +1,59 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Finding the processes a test started (qemu-img above all), from /proc.
+
+Tests that kill, throttle or count conversions need the real processes;
+a marker (a path or an image id in the command line) tells ours apart.
+"""
+
+import os
+import subprocess
+from typing import Iterator, List, Optional, Tuple
+
+
+def _cmdlines() -> Iterator[Tuple[int, List[bytes]]]:
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                yield int(pid), fh.read().split(b"\0")
+        except OSError:
+            continue
+
+
+def qemu_img_pids(marker: str, subcommand: Optional[str] = "convert"
+                  ) -> List[int]:
+    """Pids of live ``qemu-img [subcommand]`` whose arguments hold marker."""
+    pids = []
+    for pid, cmd in _cmdlines():
+        if not cmd or not cmd[0].endswith(b"qemu-img"):
+            continue
+        if subcommand and subcommand.encode() not in cmd:
+            continue
+        if any(marker.encode() in arg for arg in cmd):
+            pids.append(pid)
+    return pids
+
+
+def pids_naming(text: str) -> List[int]:
+    """Pids of every live process whose command line holds ``text``."""
+    return [pid for pid, cmd in _cmdlines()
+            if any(text.encode() in arg for arg in cmd)]
+
+
+def same_guest_data(a: str, format_a: str, b: str, format_b: str) -> bool:
+    """``qemu-img compare``: both images hold the same guest data."""
+    return subprocess.run(["qemu-img", "compare", "-f", format_a, "-F",
+                           format_b, a, b], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE).returncode == 0
