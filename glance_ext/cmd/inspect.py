@@ -177,6 +177,7 @@ def format_text(report: Report) -> str:
     lines = [row("verdict", report.verdict),
              row("detected format", report.detected_format),
              row("claimed format", report.claimed_format),
+             row("qemu probe", report.qemu_probe),
              row("store as", report.disk_format),
              row("virtual size", report.virtual_size),
              row("file size", report.file_size),

@@ -41,30 +41,34 @@ from glance_ext.inspection import policy as policy_mod
 from glance_ext.inspection import qemu_check
 from glance_ext.inspection.report import Report
 from glance_ext.inspection import structure
+from glance_ext.qemu import formats
+from glance_ext.qemu import probe
 from glance_ext.qemu import runner
 
 LOG = logging.getLogger(__name__)
 
-ENGINE_REVISION = "1"
+ENGINE_REVISION = "2"
 # Formats whose guest data can itself hold an image.
 CONTAINERS = ("qcow2", "vmdk", "vhd", "vhdx", "vdi")
 IMAGE_FORMATS = CONTAINERS + ("qed", "luks")
 NESTED_BYTES = 1 * units.Mi
 
-# oslo safety-check names -> our codes. None: replaced by our own check
-# (oslo's qcow2 feature check rejects valid extended_l2 images; its single
-# MBR check cannot be relaxed per problem; the LUKS passphrase check only
-# applies when a key is given).
+# oslo safety-check names -> our code and our own message; oslo's failure
+# text is never passed on. None: replaced by our own check (oslo's qcow2
+# feature check rejects valid extended_l2 images; its single MBR check
+# cannot be relaxed per problem; the LUKS passphrase check only applies when
+# a key is given; structure.check_luks checks the version). A mapped check
+# whose code our own check already reported adds nothing: ours says more.
 OSLO_CHECK_CODES = {
     "backing_file": ("backing_file", structure.BACKING_MSG),
     "data_file": ("data_file", structure.DATA_FILE_MSG),
     "unknown_features": None,
     "mbr": None,
     "passphrase": None,
+    "version": None,
     "banned": ("banned_format", "%s images are not allowed"),
-    "descriptor": ("vmdk_descriptor", "VMDK descriptor is not allowed: %s"),
-    "footer": ("vmdk_footer", "VMDK streamOptimized footer is invalid: %s"),
-    "version": ("luks_version", "%s"),
+    "descriptor": ("vmdk_descriptor", "VMDK descriptor is not allowed"),
+    "footer": ("vmdk_footer", "VMDK streamOptimized footer is invalid"),
 }
 
 
@@ -117,23 +121,26 @@ class Engine:
         det = detection.detect(path, self.policy.read_limit)
         report.bytes_read = det.bytes_read
         report.file_size = det.file_size
+        # qemu's probe sees only the first 2 KiB, which detection has read.
+        guess = probe.probe(det.head, det.file_size, path)
+        report.qemu_probe = guess.driver
         detected, inspector = classify(det, report, self.policy)
         report.detected_format = detected
         if detected is None:
             return
+        check_probe(det, guess, detected, report)
         check_format(det, detected, inspector, self.policy, report)
         if detected not in policy_mod.KNOWN_FORMATS:
             return
         report.virtual_size = _inspector_size(det, detected, inspector)
-        if not report.rejections and detected not in ("luks", "qed"):
+        # qemu-img info opens LUKS without a key (it reads the header only,
+        # no PBKDF2), so LUKS is cross-checked like the others.
+        if not report.rejections and detected != "qed":
             info = qemu_check.qemu_info(self.qemu, path, detected, report)
             if info is not None:
                 qemu_check.cross_check(info, path, detected,
                                        report.virtual_size or 0,
                                        self.policy, report)
-        elif detected == "luks":
-            report.warn("qemu_skipped", "qemu-img cross-check skipped for "
-                        "LUKS (no key available)")
         if not report.rejections and detected in CONTAINERS:
             self._inspect_payload(path, detected, report)
         policy_mod.apply(self.policy, report, properties)
@@ -160,27 +167,40 @@ class Engine:
             inner_det = detection.detect(payload, self.policy.read_limit)
             inner_report = Report()
             inner, inspector = classify(inner_det, inner_report, self.policy)
+            # After a conversion to raw the guest data is the whole file,
+            # and then qemu's probe sees exactly these bytes.
+            guess = probe.probe(inner_det.head, inner_det.file_size)
             candidates = set(inner_det.malformed) | set(inner_det.unreachable)
-            if inner in IMAGE_FORMATS or candidates & set(IMAGE_FORMATS):
-                name = inner if inner in IMAGE_FORMATS else sorted(
-                    candidates & set(IMAGE_FORMATS))[0]
-                report.nested_format = name
-                prefix = "nested %s inside %s: " % (name, outer)
-                if self.policy.nested == "reject":
-                    report.reject("nested_image", prefix + "images inside "
-                                  "images are not allowed")
-                    return
-                if inner in IMAGE_FORMATS:
-                    check_format(inner_det, inner, inspector, self.policy,
-                                 inner_report, prefix=prefix)
-                for finding in inner_report.rejections:
-                    msg = finding.message
-                    if not msg.startswith(prefix):
-                        msg = prefix + msg
-                    report.reject(finding.code, msg)
-                if not report.rejections:
-                    report.warn("nested_image", "the %s image contains a %s "
-                                "image" % (outer, name))
+            if inner in IMAGE_FORMATS:
+                name = inner
+            elif candidates & set(IMAGE_FORMATS):
+                name = sorted(candidates & set(IMAGE_FORMATS))[0]
+            elif guess.driver != "raw":
+                name = probed_name(guess.driver)
+            else:
+                return
+            report.nested_format = name
+            prefix = "nested %s inside %s: " % (name, outer)
+            if self.policy.nested == "reject":
+                report.reject("nested_image", prefix + "images inside "
+                              "images are not allowed")
+                return
+            if inner is not None:
+                check_probe(inner_det, guess, inner, inner_report,
+                            nested=True)
+            if inner in IMAGE_FORMATS:
+                check_format(inner_det, inner, inspector, self.policy,
+                             inner_report, prefix=prefix)
+            for finding in inner_report.rejections:
+                if finding.code == "archive":
+                    continue    # compressed guest data is not an image
+                msg = finding.message
+                if not msg.startswith(prefix):
+                    msg = prefix + msg
+                report.reject(finding.code, msg)
+            if not report.rejections:
+                report.warn("nested_image", "the %s image contains a %s "
+                            "image" % (outer, name))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -191,9 +211,9 @@ def classify(det: detection.Detection, report: Report,
 
     Returns (format name or None, matching inspector or None).
     """
-    for name, err in sorted(det.malformed.items()):
+    for name in sorted(det.malformed):
         report.reject("malformed", "%s header is malformed: %s"
-                      % (name, err[:120]))
+                      % (name, structure.malformed_detail(det, name)))
     for name in det.unreachable:
         report.reject("malformed", "%s structures lie beyond the %d KiB "
                       "inspected or past the end of the file"
@@ -224,6 +244,58 @@ def classify(det: detection.Detection, report: Report,
     return "raw", None
 
 
+def probed_name(driver: str) -> str:
+    """The name a rejection uses for a qemu driver: Glance's where this
+    engine knows the format (``vpc`` is ``vhd``), qemu's otherwise."""
+    glance_name = formats.to_glance(driver)
+    if glance_name in policy_mod.KNOWN_FORMATS:
+        return glance_name
+    return structure.foreign_format_name(driver)
+
+
+def check_probe(det: detection.Detection, guess: probe.ProbeResult,
+                detected: str, report: Report, nested: bool = False) -> None:
+    """Refuse a file that qemu would take for another format.
+
+    Two ways: qemu's own probe (what any tool running qemu without ``-f``
+    opens) names another driver than the detected format's, or the file
+    is a format qemu opens that this engine does not accept (Glance stores
+    such a file as raw; it stays that other format for every consumer that
+    probes or is told). A probe answer of ``raw`` never rejects: raw has no
+    metadata, so qemu then reads the bytes Glance stores and opens nothing
+    else (a fixed VHD, whose only header is at the end, probes as raw).
+    """
+    driver = guess.driver
+    uploaded = report.claimed_format or detected
+    if driver != "raw" and formats.to_glance(driver) not in \
+            policy_mod.KNOWN_FORMATS:
+        name = structure.foreign_format_name(driver)
+        if nested:
+            report.reject("foreign_format", "qemu's format probe reads the "
+                          "guest data as %s, a format this validation does "
+                          "not accept" % name)
+        else:
+            report.reject("foreign_format", "%s image uploaded as %s: qemu's "
+                          "format probe opens this file as %s, a format this "
+                          "validation does not accept; convert it (qemu-img "
+                          "convert -f %s -O qcow2) and upload the result"
+                          % (name, uploaded, driver, driver))
+    elif driver != "raw" and not formats.same_driver(detected, driver):
+        seen = probed_name(driver)
+        report.reject("probe_mismatch", "qemu's format probe reads %s as %s, "
+                      "not %s: a tool that opens it without naming the "
+                      "format would get a %s image; polyglot images are not "
+                      "allowed" % ("the guest data" if nested else
+                                   "this %s image" % detected,
+                                   seen, detected, seen))
+    if not nested and detected in ("raw", "iso", "gpt") and \
+            structure.dmg_trailer(det):
+        report.reject("foreign_format", "dmg image uploaded as %s: the file "
+                      "ends with a dmg (UDIF) trailer, which qemu opens as a "
+                      "dmg image; convert it (qemu-img convert -f dmg -O "
+                      "qcow2) and upload the result" % uploaded)
+
+
 def check_format(det: detection.Detection, detected: str,
                  inspector: Optional[fi.FileInspector],
                  policy: policy_mod.Policy, report: Report,
@@ -250,6 +322,7 @@ def check_format(det: detection.Detection, detected: str,
         inspector.safety_check()
     except fi.SafetyCheckFailed as exc:
         for check, failure in exc.failures.items():
+            LOG.debug("oslo %s check %s failed: %s", detected, check, failure)
             mapped = OSLO_CHECK_CODES.get(check.replace("inner_", ""), ())
             if mapped is None:
                 continue
@@ -258,22 +331,22 @@ def check_format(det: detection.Detection, detected: str,
                               % (detected, check))
                 continue
             code, template = mapped
-            if "%s images" in template:
-                message = template % detected
-            elif "%s" in template:
-                message = template % failure
-            else:
-                message = template
+            if code in report.codes:
+                continue
+            message = template % detected if "%s" in template else template
             report.reject(code, prefix + message)
     except fi.ImageFormatError as exc:
+        LOG.debug("%s safety check could not run: %s", detected, exc)
         report.reject("malformed", prefix + "%s structure is incomplete or "
-                      "invalid: %s" % (detected, str(exc)[:120]))
+                      "invalid" % detected)
 
 
 def _inspector_size(det: detection.Detection, detected: str,
                     inspector: Optional[fi.FileInspector]) -> int:
     if detected == "vhd" and inspector is None:
         return structure.fixed_vhd_size(det) or 0
+    if detected == "luks":
+        return structure.luks_virtual_size(det)
     if detected in ("raw", "gpt", "iso") or inspector is None:
         return det.file_size
     try:

@@ -60,7 +60,7 @@ class Policy:
     mbr_fatal_checks: FrozenSet[str] = frozenset(["boot_flag",
                                                   "pmbr_start_lba"])
     nested: str = "inspect"
-    luks_max_iterations: int = 2000000
+    luks_max_iterations: int = options.LUKS_MAX_ITERATIONS
     read_limit: int = 2 * units.Mi
     qemu_img: str = "qemu-img"
     qemu_cpu_seconds: int = 8

@@ -36,7 +36,7 @@ LOG = logging.getLogger(__name__)
 # Inspector and qemu must agree on the virtual size for these. (VHD: qemu
 # derives the size from CHS geometry for some creators; raw-like formats:
 # qemu reports the file size.)
-SIZE_MUST_AGREE = ("qcow2", "vmdk", "vhdx", "vdi")
+SIZE_MUST_AGREE = ("qcow2", "vmdk", "vhdx", "vdi", "luks")
 
 
 class EngineUnavailable(exceptions.ToolUnavailable):
@@ -109,6 +109,8 @@ def cross_check(info: Dict[str, Any], path: str, detected: str,
                 for e in extents):
             report.reject("extent_reference", "VMDK extent references "
                           "another file")
+    if detected == "luks":
+        _cross_check_luks(data, policy, report)
     vsize = info.get("virtual-size")
     if not isinstance(vsize, int) or vsize < 0:
         report.reject("malformed", "qemu-img reports no virtual size")
@@ -119,3 +121,22 @@ def cross_check(info: Dict[str, Any], path: str, detected: str,
                       "and qemu-img (%d bytes) disagree on the virtual size"
                       % (inspector_size, vsize))
     report.virtual_size = vsize
+
+
+def _cross_check_luks(data: Dict[str, Any], policy: Policy,
+                      report: Report) -> None:
+    """qemu's reading of the PBKDF2 counts, against the same limit.
+
+    The header check has bounded them already; this catches a header qemu
+    parses differently from us.
+    """
+    limit = policy.luks_max_iterations
+    digest = data.get("master-key-iters")
+    if isinstance(digest, int) and digest > limit:
+        report.reject("resource_limit", "LUKS master key digest uses %d "
+                      "PBKDF2 iterations (limit %d)" % (digest, limit))
+    for slot, info in enumerate(data.get("slots") or []):
+        iters = info.get("iters")
+        if info.get("active") and isinstance(iters, int) and iters > limit:
+            report.reject("resource_limit", "LUKS key slot %d uses %d PBKDF2 "
+                          "iterations (limit %d)" % (slot, iters, limit))

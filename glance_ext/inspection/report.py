@@ -48,6 +48,8 @@ class Report:
     virtual_size: Optional[int] = None
     file_size: int = 0
     nested_format: Optional[str] = None
+    # The driver qemu's own format probe (no ``-f``) would pick.
+    qemu_probe: Optional[str] = None
     rejections: List[Finding] = dataclasses.field(default_factory=list)
     warnings: List[Finding] = dataclasses.field(default_factory=list)
     bytes_read: int = 0

@@ -65,6 +65,8 @@ VALIDATION_REPORT = "glance_ext_validation_report"
 # behind "Task failed due to Internal Error".
 DOWNLOAD_METHODS = ("web-download", "glance-download")
 
+INCOMPLETE_UPLOAD = "the upload did not complete; stage the image again"
+
 
 class PluginFailure(glance_exception.UploadException):
     """A plugin refused the import; the text reaches ``glance image-tasks``."""
@@ -149,6 +151,37 @@ def restore_and_requeue(action: Any, stores: Sequence[str],
         if stores:
             action.remove_importing_stores(stores)
             action.add_failed_stores(stores)
+
+
+def require_complete_upload(plugin: str, import_method: Optional[str],
+                            recorded_size: Optional[int],
+                            path: str) -> None:
+    """Refuse staged data that is not a whole ``image-stage`` upload.
+
+    Glance records the image's ``size`` only when staging has finished
+    (``ImageDataController.stage``): a glance-api killed mid-stage leaves a
+    partial file and no size (or the size of an earlier stage), and Glance
+    would import that file. So for glance-direct the staged file must be
+    exactly ``recorded_size`` bytes long. web-download and glance-download
+    write the file in the import task itself and check its length there
+    (no size is recorded before the store upload), so they are not judged
+    here. The first of our plugins to run calls this (``ImportRecord``) on
+    the staged upload, which no plugin changes.
+    """
+    if import_method != "glance-direct":
+        return
+    try:
+        staged: Optional[int] = os.path.getsize(path)
+    except OSError:
+        staged = None
+    if recorded_size is not None and staged == recorded_size:
+        return
+    raise PluginFailure(
+        "Import refused by %s: %s (the staged data is %s, Glance recorded "
+        "%s)" % (plugin, INCOMPLETE_UPLOAD,
+                 "missing" if staged is None else "%d bytes" % staged,
+                 "no size" if recorded_size is None
+                 else "%d bytes" % recorded_size))
 
 
 def on_import_end(action_wrapper: Any, callback: Callable[[], None]) -> None:
@@ -243,6 +276,8 @@ class ImportRecord:
                 % (journal.directory, exc.strerror or exc, options.GROUP))
         setattr(plugin.action_wrapper, cls.ATTRIBUTE, record)
         on_import_end(plugin.action_wrapper, record.end)
+        require_complete_upload(plugin.entry_point, plugin.method, size,
+                                entry.staged_path)
         return record
 
     def save(self) -> None:

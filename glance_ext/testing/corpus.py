@@ -194,8 +194,110 @@ def iso_bytes(size: int = MiB) -> bytearray:
     return data
 
 
+# ------------------------------------------- qemu formats Glance lacks ---
+CLOOP_V2_MAGIC = (b"#!/bin/sh\n#V2.0 Format\n"
+                  b"modprobe cloop file=$0 && mount -r -t iso9660 "
+                  b"/dev/cloop $1\n")
+
+
+def bochs_image(path: str, disk: int = MiB) -> None:
+    """A bochs "growing" redolog that qemu opens (``-f bochs``): header,
+    then a catalog with every extent unallocated."""
+    extent = 64 * 1024
+    catalog = disk // extent
+    header = bytearray(512)
+    header[0:22] = b"Bochs Virtual HD Image"
+    header[32:39] = b"Redolog"
+    header[48:55] = b"Growing"
+    header[64:92] = struct.pack("<IIIIIIQ", 0x00020000, 512, catalog,
+                                extent // 512 // 8, extent, 0, disk)
+    write_bytes(path, bytes(header) + b"\xff" * (4 * catalog), 1024)
+
+
+def cloop_image(path: str, block: int = 64 * 1024) -> None:
+    """A cloop v2 image of one zlib block that qemu opens (``-f cloop``)."""
+    import zlib
+    data = zlib.compress(bytes(block))
+    head = CLOOP_V2_MAGIC + bytes(128 - len(CLOOP_V2_MAGIC))
+    head += struct.pack(">II", block, 1)
+    start = len(head) + 16
+    head += struct.pack(">QQ", start, start + len(data))
+    write_bytes(path, head + data)
+
+
+def dmg_image(path: str, sectors: int = 2048) -> None:
+    """A UDIF (dmg) image that qemu opens (``-f dmg``): an XML property
+    list whose one "mish" block maps every sector to zeroes, then the
+    512-byte "koly" trailer at the end of the file."""
+    import base64
+    mish = bytearray(204)
+    mish[0:4] = b"mish"
+    mish[4:8] = struct.pack(">I", 1)
+    mish += struct.pack(">IIQQQQ", 2, 0, 0, sectors, 0, 0)       # zeroes
+    mish += struct.pack(">IIQQQQ", 0xFFFFFFFF, 0, sectors, 0, 0, 0)
+    xml = (b'<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0">'
+           b"<dict><key>resource-fork</key><dict><key>blkx</key><array>"
+           b"<dict><key>Data</key><data>" + base64.b64encode(bytes(mish)) +
+           b"</data></dict></array></dict></dict></plist>\n")
+    body = xml + bytes(-len(xml) % 512)
+    koly = bytearray(512)
+    koly[0:12] = b"koly" + struct.pack(">II", 4, 512)
+    koly[0xD8:0xE8] = struct.pack(">QQ", 0, len(xml))
+    koly[0x1EC:0x1F4] = struct.pack(">Q", sectors)
+    write_bytes(path, body + bytes(koly))
+
+
+def vmdk_text(extent: str) -> bytes:
+    return ('# Disk DescriptorFile\nversion=1\nCID=fffffffe\n'
+            'parentCID=ffffffff\ncreateType="monolithicFlat"\n\n'
+            'RW 2048 FLAT "%s" 0\n' % extent).encode()
+
+
+def in_system_area(header: bytes) -> bytes:
+    """A valid ISO whose unused system area (first 32 KiB) starts with
+    ``header``."""
+    data = iso_bytes()
+    data[:len(header)] = header
+    return bytes(data)
+
+
+def probe_tie(first: bytes, second_at_0x40: bytes = b"\x7f\x10\xda\xbe",
+              size: int = 4096) -> bytes:
+    """A buffer two qemu probes score alike: a magic at 0 and the VDI
+    signature at 0x40 (qemu then takes the earlier driver of its list)."""
+    data = bytearray(size)
+    data[:len(first)] = first
+    data[0x40:0x40 + len(second_at_0x40)] = second_at_0x40
+    return bytes(data)
+
+
+def luks_slot(path: str, slot: int, active: Optional[int] = None,
+              iterations: Optional[int] = None,
+              stripes: Optional[int] = None) -> None:
+    start = 208 + 48 * slot
+    if active is not None:
+        patch(path, start, struct.pack(">I", active))
+    if iterations is not None:
+        patch(path, start + 4, struct.pack(">I", iterations))
+    if stripes is not None:
+        patch(path, start + 44, struct.pack(">I", stripes))
+
+
 # ------------------------------------------------------------------ LUKS ---
 _LUKS_CACHE: Dict[str, str] = {}
+
+
+def luks_default(path: str) -> None:
+    """``qemu-img create -f luks`` with qemu's defaults (iter-time 2 s):
+    the key-stretching counts an operator's tools really produce."""
+    cached = _LUKS_CACHE.get("default")
+    if not cached or not os.path.exists(cached):
+        cached = os.path.join(os.path.dirname(path), "_luks_default.cache")
+        qemu_img("create", "-q", "-f", "luks", "--object",
+                 "secret,id=s0,data=corpus", "-o", "key-secret=s0", cached,
+                 "1M")
+        _LUKS_CACHE["default"] = cached
+    shutil.copyfile(cached, path)
 
 
 def luks(path: str) -> None:
@@ -560,6 +662,145 @@ def build(out: str) -> List[Case]:
              ("nested_image",), policy={"nested": "reject"}),
         lambda p: nested(p, "qcow2", lambda i: qcow2(i)))
 
+    # 13 (probe). Polyglots only qemu's own format probe sees: a valid ISO
+    # whose system area holds another format's header or a VMDK text
+    # descriptor. oslo's VMDK parser gives up on the non-ASCII byte after
+    # the text, qemu's probe does not look past the "version=" line.
+    add(Case("iso_with_vmdk_text_abs_extent", "13", "iso", "rejected",
+             ("probe_mismatch",), note="qemu would open /etc/passwd as "
+             "the flat extent"),
+        lambda p: write_bytes(p, in_system_area(
+            vmdk_text("/etc/passwd") + b"\xff")))
+    add(Case("iso_with_vmdk_text_rel_extent", "13", "iso", "rejected",
+             ("probe_mismatch",)),
+        lambda p: write_bytes(p, in_system_area(
+            vmdk_text("disk-flat.vmdk") + b"\xff")))
+    add(Case("iso_with_vmdk3_header", "13", "iso", "rejected",
+             ("probe_mismatch",), note="VMDK3 (COWD) magic, unknown to "
+             "oslo"),
+        lambda p: write_bytes(p, in_system_area(b"COWD" + bytes(60))))
+    add(Case("raw_with_vmdk_text", "13", "raw", "rejected",
+             ("probe_mismatch",)),
+        lambda p: write_bytes(p, vmdk_text("disk-flat.vmdk") + b"\xff",
+                              MiB))
+
+    def gpt_vmdk_text(p):
+        mbr_image(p, [pte(0, 0xEE)])
+        text = vmdk_text("disk-flat.vmdk") + b"\xff"
+        assert len(text) <= 446
+        patch(p, 0, text)
+    add(Case("gpt_with_vmdk_text_boot_code", "13", "raw", "rejected",
+             ("probe_mismatch",), note="MBR boot code area is a VMDK "
+             "descriptor"), gpt_vmdk_text)
+    add(Case("iso_with_parallels_header", "13/foreign", "iso", "rejected",
+             ("foreign_format",)),
+        lambda p: write_bytes(p, in_system_area(
+            b"WithoutFreeSpace" + struct.pack("<I", 2) + bytes(44))))
+    add(Case("iso_with_cloop_magic", "13/foreign", "iso", "rejected",
+             ("foreign_format",)),
+        lambda p: write_bytes(p, in_system_area(CLOOP_V2_MAGIC)))
+    # Controls: text that qemu's probe does not take for a descriptor.
+    add(Case("raw_text_blank_first_line", "13/20", "raw", "accepted",
+             note="an empty first line ends qemu's VMDK text probe"),
+        lambda p: write_bytes(p, b"\n" + vmdk_text("disk-flat.vmdk"), MiB))
+    add(Case("raw_shell_script", "13/20", "raw", "accepted",
+             note="comment lines, then no version= line"),
+        lambda p: write_bytes(p, b"#!/bin/sh\n#V1.0 Format\nmodprobe cloop "
+                              b"file=$0\n", MiB))
+
+    # Probe order: files two probes score alike (qemu keeps the earlier
+    # driver of its list). Every one is refused; they pin the tie order.
+    add(Case("probe_tie_qcow2_vdi", "probe", "qcow2", "rejected",
+             ("polyglot",)),
+        lambda p: write_bytes(p, probe_tie(b"QFI\xfb\0\0\0\x03")))
+    add(Case("probe_tie_parallels_vdi", "probe", "vdi", "rejected",
+             ("foreign_format",)),
+        lambda p: write_bytes(p, probe_tie(b"WithoutFreeSpace\2\0\0\0")))
+    add(Case("probe_tie_qed_vdi", "probe", "raw", "rejected",
+             ("polyglot",)),
+        lambda p: write_bytes(p, probe_tie(b"QED\0")))
+    add(Case("probe_tie_vhdx_vdi", "probe", "raw", "rejected",
+             ("malformed", "polyglot", "probe_mismatch")),
+        lambda p: write_bytes(p, probe_tie(b"vhdxfile")))
+    add(Case("probe_tie_vmdk_text_vdi", "probe", "raw", "rejected",
+             ("probe_mismatch", "polyglot", "parent_reference",
+              "format_mismatch")),
+        lambda p: write_bytes(p, probe_tie(b"#" + b"x" * 0x50 +
+                                           b"\nversion=1\n")))
+    add(Case("probe_tie_cloop_dmg", "probe", "raw", "rejected",
+             ("foreign_format",), note=".dmg name: qemu probes dmg"),
+        lambda p: write_bytes(p, probe_tie(CLOOP_V2_MAGIC, b"")),
+        ext="dmg")
+
+    # Formats qemu opens that Glance has no disk_format for (or, parallels,
+    # only as ploop, which this engine does not accept), uploaded as raw.
+    add(Case("parallels_as_raw", "foreign", "raw", "rejected",
+             ("foreign_format",)),
+        lambda p: qemu_img("create", "-q", "-f", "parallels", p, "1M"))
+
+    def parallels_ext_magic(p):
+        qemu_img("create", "-q", "-f", "parallels", p, "1M")
+        patch(p, 0, b"WithouFreSpacExt")
+    add(Case("parallels_ext_magic_as_raw", "foreign", "raw", "rejected",
+             ("foreign_format",)), parallels_ext_magic)
+    add(Case("qcow1_as_raw", "foreign", "raw", "rejected",
+             ("foreign_format",)),
+        lambda p: qemu_img("create", "-q", "-f", "qcow", p, "1M"))
+    add(Case("bochs_as_raw", "foreign", "raw", "rejected",
+             ("foreign_format",)), bochs_image)
+    add(Case("cloop_as_raw", "foreign", "raw", "rejected",
+             ("foreign_format",)), cloop_image)
+    add(Case("dmg_as_raw", "foreign", "raw", "rejected",
+             ("foreign_format",), note="qemu's dmg probe only reads the "
+             "name; the trailer gives it away"), dmg_image)
+
+    # 16. LUKS allowed: every active key slot bounded, the default
+    # qemu-img image accepted with the right virtual size.
+    luks_ok = {"allowed_formats": frozenset(["luks", "raw"])}
+    add(Case("luks_default_qemu_img", "16", "luks", "accepted",
+             policy=luks_ok, note="qemu-img create -f luks, defaults"),
+        luks_default)
+    add(Case("luks_slot0_iteration_bomb", "16", "luks", "rejected",
+             ("resource_limit",), policy=luks_ok),
+        lambda p: (luks(p), luks_slot(p, 0, iterations=0xFFFFFFFF)))
+    add(Case("luks_slot5_iteration_bomb", "16", "luks", "rejected",
+             ("resource_limit",), policy=luks_ok,
+             note="a second active slot tried with a wrong passphrase"),
+        lambda p: (luks(p), luks_slot(p, 5, active=0x00AC71F3,
+                                      iterations=0xFFFFFFFF)))
+    add(Case("luks_disabled_slot_big_count", "16", "luks", "accepted",
+             policy=luks_ok, note="a disabled slot is never derived"),
+        lambda p: (luks(p), luks_slot(p, 5, iterations=0xFFFFFFFF)))
+    add(Case("luks_stripes_bomb", "16", "luks", "rejected", ("malformed",),
+             policy=luks_ok),
+        lambda p: (luks(p), luks_slot(p, 0, stripes=0xFFFFFFFF)))
+    add(Case("luks_slot_state_garbage", "16", "luks", "rejected",
+             ("malformed",), policy=luks_ok),
+        lambda p: (luks(p), luks_slot(p, 2, active=0x12345678)))
+
+    def luks_odd_length(p):
+        luks(p)
+        with open(p, "r+b") as f:
+            f.truncate(os.path.getsize(p) - 100)
+    add(Case("luks_odd_length", "16", "luks", "accepted", policy=luks_ok,
+             note="qemu counts the last partial sector"), luks_odd_length)
+
+    def luks_payload_past_end(p):
+        luks(p)
+        patch(p, 104, struct.pack(">I", 0x7FFFFFFF))
+    add(Case("luks_payload_past_end", "16", "luks", "rejected",
+             ("malformed",), policy=luks_ok), luks_payload_past_end)
+
+    # 15 (probe). Guest data that qemu's probe would read as another
+    # format once the image is converted to raw.
+    add(Case("nested_parallels_in_qcow2", "15/foreign", "qcow2", "rejected",
+             ("foreign_format",)),
+        lambda p: nested(p, "qcow2", lambda i: qemu_img(
+            "create", "-q", "-f", "parallels", i, "1M")))
+    add(Case("nested_vmdk_text_in_qcow2", "15/13", "qcow2", "rejected",
+             ("probe_mismatch",)),
+        lambda p: nested(p, "qcow2", lambda i: write_bytes(
+            i, vmdk_text("/etc/passwd") + b"\xff")))
     # 16. LUKS.
     add(Case("luks_v1_not_allowed", "16", "luks", "rejected",
              ("format_not_allowed",)), luks)

@@ -16,7 +16,9 @@ What this proves, through the real glance CLI and API:
 * good qcow2, raw, vmdk, vhdx and vhd images reach ``active`` carrying our
   ``glance_ext_validate_*`` properties (which only the plugin writes: proof
   that it ran);
-* each malicious class of the corpus ends ``queued`` with the stores in
+* each malicious class of the corpus (with a polyglot only qemu's own
+  format probe sees, and a parallels and a dmg image uploaded as raw) ends
+  ``queued`` with the stores in
   ``os_glance_failed_import``, the reason in ``glance image-tasks``, and no
   staged file left; a fixed image then imports into the same image;
 * web-download imports are validated too;
@@ -44,12 +46,18 @@ MALICIOUS = [
     ("qcow2_version1", "qcow2 version 1 is not supported"),                 # 3
     ("qed_claimed_qcow2", "qed images are not allowed"),                    # 5
     ("vmdk_monolithicFlat", "descriptor-only VMDK"),                        # 6
-    ("vmdk_slash_extent", "Invalid extent filenames found"),                # 7
+    ("vmdk_slash_extent", "VMDK extent names a path"),                      # 7
     ("vmdk_bad_version", "vmdk header is malformed"),                       # 8
-    ("vmdk_stream_eos_marker", "footer is invalid"),                        # 9
+    ("vmdk_stream_eos_marker", "end-of-stream marker is invalid"),          # 9
     ("vmdk_text_monolithic_sparse", "descriptor-only VMDK"),                # 10
     ("vhdx_region_count", "vhdx header is malformed"),                      # 11
     ("iso_with_qcow2_header", "polyglot images are not allowed"),           # 13
+    # What only qemu's own probe sees: a VMDK descriptor naming /etc/passwd
+    # in the system area of a valid ISO.
+    ("iso_with_vmdk_text_abs_extent",
+     "qemu's format probe reads this iso image as vmdk, not iso"),          # 13
+    ("parallels_as_raw", "parallels image uploaded as raw"),          # foreign
+    ("dmg_as_raw", "dmg image uploaded as raw"),                      # foreign
     ("qcow2_claimed_raw", "import it with disk_format=qcow2"),              # 14
     ("gzip_claimed_qcow2", "gzip-compressed"),                              # 14
     ("nested_qcow2_backing_in_qcow2",
@@ -156,17 +164,22 @@ def test_web_download_is_validated(glance, corpus, module_http_server):
     assert image["glance_ext_validate_verdict"] == "accepted"
 
 
-def test_without_the_plugin_glance_accepts_the_same_image(
+def test_without_the_plugin_glance_accepts_the_same_images(
         local_glance_factory, corpus):
     # Glance inspects only container_format=bare uploads: a qcow2 with a
-    # backing file passes as "ovf". The module's Glance (with the plugin)
-    # rejects this very file in test_malicious_image_ends_queued_with_reason.
+    # backing file passes as "ovf"; and its own checks see neither what
+    # qemu's probe makes of the ISO nor the parallels image claimed raw.
+    # The module's Glance (with the plugin) rejects these very files in
+    # test_malicious_image_ends_queued_with_reason.
     bare = local_glance_factory()
-    case = corpus["qcow2_backing_container_ovf"]
-    image_id = bare.import_file(case.file, "qcow2", container_format="ovf")
-    image = bare.wait_import(image_id)
-    assert image["status"] == "active"
-    assert "glance_ext_validate_verdict" not in image
+    for name in ("qcow2_backing_container_ovf",
+                 "iso_with_vmdk_text_abs_extent", "parallels_as_raw"):
+        case = corpus[name]
+        image_id = bare.import_file(case.file, case.claimed,
+                                    container_format=case.container)
+        image = bare.wait_import(image_id)
+        assert image["status"] == "active", (name, image)
+        assert "glance_ext_validate_verdict" not in image
 
 
 @pytest.mark.parametrize("option,value", [

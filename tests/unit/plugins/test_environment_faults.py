@@ -22,6 +22,7 @@ and prove that the import fails with a message naming the setting or the
 package, and that nothing on the image says "rejected".
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def _qcow2(tmp_path):
 
 
 def _run(get_flow, staged, image):
+    image.size = os.path.getsize(staged)    # image-stage records it
     flow = get_flow(task_id="t1", task_type="api_image_import",
                     action_wrapper=FakeActionWrapper(image), backend=["fs"],
                     import_req={"method": {"name": "glance-direct"}})

@@ -68,17 +68,23 @@ def policy_conf(monkeypatch, tmp_path):
     return make
 
 
-def _stage(corpus_case, tmp_path):
-    staged = tmp_path / "staging" / FakeImage("raw").image_id
+def _stage(corpus_case, tmp_path, image):
+    """Stage the case's file as image-stage does: Glance records the size
+    once the whole upload is written."""
+    staged = tmp_path / "staging" / image.image_id
     staged.parent.mkdir(exist_ok=True)
     shutil.copyfile(corpus_case.file, staged)
+    image.size = os.path.getsize(staged)
     return str(staged)
+
+
+GLANCE_DIRECT = {"method": {"name": "glance-direct"}}
 
 
 def _run(staged, image, probe=None):
     flow = validate.get_flow(task_id="t1", task_type="api_image_import",
                              action_wrapper=FakeActionWrapper(image),
-                             backend=["fs"])
+                             backend=["fs"], import_req=GLANCE_DIRECT)
     outer = lf.Flow("import").add(flow)
     if probe:
         outer.add(probe)
@@ -91,7 +97,7 @@ def test_accepted_image_gets_properties_and_report_handoff(
     image = FakeImage("qcow2")
     # Left over from an earlier rejected import of the same image.
     image.extra_properties["glance_ext_validate_reason"] = "old reason"
-    staged = _stage(corpus["good_qcow2"], tmp_path)
+    staged = _stage(corpus["good_qcow2"], tmp_path, image)
     probe = Probe()
     _run(staged, image, probe)
     assert image.status == "importing"           # untouched on success
@@ -109,7 +115,7 @@ def test_rejection_reverts_to_queued_and_deletes_staged_file(
         corpus, tmp_path, policy_conf):
     policy_conf()
     image = FakeImage("qcow2")
-    staged = _stage(corpus["qcow2_backing_abs"], tmp_path)
+    staged = _stage(corpus["qcow2_backing_abs"], tmp_path, image)
     with pytest.raises(glance_exception.UploadException) as err:
         _run(staged, image)
     assert "qcow2 backing file is not allowed" in str(err.value)
@@ -125,7 +131,7 @@ def test_failure_of_a_later_plugin_also_reverts(corpus, tmp_path,
                                                 policy_conf):
     policy_conf()
     image = FakeImage("raw")
-    staged = _stage(corpus["good_raw"], tmp_path)
+    staged = _stage(corpus["good_raw"], tmp_path, image)
     with pytest.raises(RuntimeError):
         _run(staged, image, Probe(fail=True))
     assert image.status == "queued"
@@ -136,7 +142,7 @@ def test_failure_of_a_later_plugin_also_reverts(corpus, tmp_path,
 def test_correct_policy_changes_disk_format(corpus, tmp_path, policy_conf):
     policy_conf("format_mismatch_policy = correct\n")
     image = FakeImage("raw")
-    staged = _stage(corpus["qcow2_claimed_raw"], tmp_path)
+    staged = _stage(corpus["qcow2_claimed_raw"], tmp_path, image)
     _run(staged, image)
     assert image.disk_format == "qcow2"
     assert image.extra_properties["glance_ext_validate_claimed_format"] == \
@@ -151,7 +157,7 @@ def test_misconfiguration_fails_the_import_clearly(corpus, tmp_path,
                                                    policy_conf, text, needle):
     policy_conf(text)
     image = FakeImage("raw")
-    staged = _stage(corpus["good_raw"], tmp_path)
+    staged = _stage(corpus["good_raw"], tmp_path, image)
     with pytest.raises(glance_exception.UploadException) as err:
         _run(staged, image)
     assert "misconfigured" in str(err.value) and needle in str(err.value)
@@ -162,7 +168,7 @@ def test_conversion_before_validation_is_refused(corpus, tmp_path,
                                                  policy_conf):
     policy_conf(plugins=("image_conversion", "glance_ext_validate"))
     image = FakeImage("raw")
-    staged = _stage(corpus["good_raw"], tmp_path)
+    staged = _stage(corpus["good_raw"], tmp_path, image)
     with pytest.raises(glance_exception.UploadException) as err:
         _run(staged, image)
     assert "must run before image_conversion" in str(err.value)
@@ -185,13 +191,15 @@ def test_web_download_leaves_status_to_glance_download_revert(
     # it twice would fail its revert (queued -> queued).
     policy_conf()
     image = FakeImage("qcow2")
-    staged = _stage(corpus["qcow2_backing_abs"], tmp_path)
+    staged = _stage(corpus["qcow2_backing_abs"], tmp_path, image)
+    image.size = None     # Glance records no size before the store upload
     flow = validate.get_flow(
         task_id="t1", task_type="api_image_import",
         action_wrapper=FakeActionWrapper(image), backend=["fs"],
         import_req={"method": {"name": "web-download", "uri": "http://x"}})
-    with pytest.raises(glance_exception.UploadException):
+    with pytest.raises(glance_exception.UploadException) as err:
         taskflow.engines.run(flow, store={"file_path": "file://" + staged})
+    assert "qcow2 backing file is not allowed" in str(err.value)
     assert image.status == "importing"
     assert image.extra_properties["glance_ext_validate_verdict"] == \
         "rejected"
