@@ -88,6 +88,8 @@ def _stage(src, tmp_path):
 def _run(staged, image, later=None, roles=("member",)):
     context = types.SimpleNamespace(project_id="p1", roles=list(roles),
                                     user_id="u1")
+    if image.size is None:
+        image.size = os.path.getsize(staged)   # as glance image-stage does
     flow = lf.Flow("import").add(inject.get_flow(
         task_id="t1", task_type="api_image_import",
         action_wrapper=FakeActionWrapper(image), backend=["fs"],

@@ -61,11 +61,13 @@ def _staged(tmp_path, source):
 
 
 def _run(plugins, image, staged, import_req=GLANCE_DIRECT):
+    # One action wrapper for the whole import, as Glance hands its tasks.
+    wrapper = FakeActionWrapper(image)
     flow = lf.Flow("import")
     for plugin in plugins:
         flow.add(plugin.get_flow(
             task_id="t1", task_type="api_image_import",
-            action_wrapper=FakeActionWrapper(image), backend=["fs"],
+            action_wrapper=wrapper, backend=["fs"],
             import_req=import_req, task_repo=None))
     taskflow.engines.run(flow, store={"file_path": "file://" + staged})
 
@@ -138,8 +140,8 @@ def test_size_of_an_earlier_stage_does_not_pass(corpus, tmp_path, confs):
 
 
 def test_decompressed_data_passes_validate_check(corpus, tmp_path, confs):
-    # decompress replaces the staged file and records its size: validate's
-    # check, after it, must accept the new data.
+    # decompress hands on new data and records its size: validate, after
+    # it, must accept the new data (the upload was checked once, first).
     image = FakeImage("qcow2")
     gz = tmp_path / "image.gz"
     with open(corpus["good_qcow2"].file, "rb") as src, \
