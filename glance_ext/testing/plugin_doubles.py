@@ -20,6 +20,7 @@ Glance's own. The functional tests run the plugins in a real glance-api.
 """
 
 from glance.async_.flows.api_image_import import _ImportActions
+from taskflow import task
 
 IMAGE_ID = "11111111-2222-3333-4444-555555555555"
 
@@ -52,3 +53,16 @@ class FakeActionWrapper:
 
     def __exit__(self, *exc) -> bool:
         return False
+
+
+class StagedData(task.Task):
+    """Stands for Glance's ``_VerifyStaging``: the task that provides the
+    staged file as ``file_path`` (a plugin that provides a new one then
+    wins for the tasks after it, as in Glance's flow)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(name="staged-data", provides="file_path")
+        self.path = path
+
+    def execute(self) -> str:
+        return "file://" + self.path

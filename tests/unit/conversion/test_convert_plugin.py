@@ -33,6 +33,7 @@ from taskflow.patterns import linear_flow as lf
 
 from glance_ext.plugins import base
 from glance_ext.plugins import convert
+from glance_ext.testing.plugin_doubles import StagedData
 
 IMAGE_ID = "11111111-2222-3333-4444-555555555555"
 
@@ -97,23 +98,12 @@ def conf(tmp_path):
         cfg.CONF.clear_override(key, group="glance_ext_convert")
 
 
-class Staged(task.Task):
-    """Stands for Glance's _VerifyStaging: provides the staged file."""
-
-    def __init__(self, path):
-        super().__init__(name="staged", provides="file_path")
-        self.path = path
-
-    def execute(self):
-        return "file://" + self.path
-
-
 def run(staged, image, stores=("fs",), probe=None):
     """The flow as Glance runs it; returns the action wrapper, whose
     ``drop_lock_for_task`` ends the import as Glance would."""
     wrapper = FakeActionWrapper(image)
     flow = lf.Flow("api_image_import")
-    flow.add(Staged(staged))
+    flow.add(StagedData(staged))
     flow.add(convert.ConvertImage(task_id="t1",
                                   task_type="api_image_import",
                                   action_wrapper=wrapper,

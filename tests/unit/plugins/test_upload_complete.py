@@ -35,7 +35,8 @@ from glance_ext.inspection import options as validate_options
 from glance_ext.plugins import base
 from glance_ext.plugins import decompress
 from glance_ext.plugins import validate
-from glance_ext.testing.plugin_doubles import FakeActionWrapper, FakeImage
+from glance_ext.testing.plugin_doubles import (FakeActionWrapper, FakeImage,
+                                               StagedData)
 
 GLANCE_DIRECT = {"method": {"name": "glance-direct"}}
 WEB_DOWNLOAD = {"method": {"name": "web-download", "uri": "http://x/i"}}
@@ -63,13 +64,13 @@ def _staged(tmp_path, source):
 def _run(plugins, image, staged, import_req=GLANCE_DIRECT):
     # One action wrapper for the whole import, as Glance hands its tasks.
     wrapper = FakeActionWrapper(image)
-    flow = lf.Flow("import")
+    flow = lf.Flow("import").add(StagedData(staged))
     for plugin in plugins:
         flow.add(plugin.get_flow(
             task_id="t1", task_type="api_image_import",
             action_wrapper=wrapper, backend=["fs"],
             import_req=import_req, task_repo=None))
-    taskflow.engines.run(flow, store={"file_path": "file://" + staged})
+    taskflow.engines.run(flow)
 
 
 @pytest.mark.parametrize("recorded,expect", [
