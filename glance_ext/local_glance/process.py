@@ -41,7 +41,11 @@ def free_port() -> int:
 
 
 def check_port_free(port: int) -> None:
+    """Whether gunicorn can listen on ``port``: it binds with SO_REUSEADDR,
+    so connections of a stopped server still in TIME_WAIT do not count,
+    only a socket listening there."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:

@@ -269,9 +269,12 @@ def _revert(entry: Entry, glance: _Glance) -> bool:
         if decision.outcome is Outcome.REQUEUE:
             action.set_image_attribute(status="queued")
         elif decision.outcome is Outcome.RETRY_UPLOAD:
-            # Glance allows importing -> queued -> uploading only.
+            # Glance allows importing -> queued -> uploading only, and
+            # "queued" clears the size: record the staged upload's again,
+            # as image-stage did.
             action.set_image_attribute(status="queued")
-            action.set_image_attribute(status="uploading")
+            action.set_image_attribute(status="uploading",
+                                       size=entry.staged_size)
     for store in unfinished:
         result = store_cleanup.remove_partial(store, entry.image_id)
         if result.unknown:
