@@ -33,12 +33,15 @@ Part 3: the cost of the package inventory: time and bytes read with
 ``[glance_ext_guest] inventory`` on and off, and the time to build and
 serialise the CycloneDX SBOM ("inv read": what the inventory itself read
 from the guest disk, database and filesystem metadata), on the Part 2 images and on a
-diskimage-builder image (``--dib``: built by glance_ext/testing/guest/dib.py once,
-about two minutes; or ``--dib-image PATH`` for one built before).
+diskimage-builder image, raw and qcow2 (``--dib``: built once by
+glance_ext/testing/guest/dib.py, about five minutes here; or
+``--dib-image RAW,QCOW2`` for images built before). The diskimage-builder
+image is also one of the Part 2 images.
 
     python bench/guest_bench.py [--sizes 64,1024,20480] [--repeat 3]
                                 [--peer-images ubuntu-gpt,debian-mbr]
-                                [--no-applications] [--dib]
+                                [--no-applications]
+                                [--dib | --dib-image RAW,QCOW2]
 """
 
 import argparse
@@ -97,8 +100,8 @@ def main() -> int:
     parser.add_argument("--dib", action="store_true",
                         help="also measure a diskimage-builder Debian 12 "
                              "image (built once by glance_ext/testing/guest/dib.py)")
-    parser.add_argument("--dib-image", help="a diskimage-builder image "
-                        "built before (raw or qcow2)")
+    parser.add_argument("--dib-image", help="diskimage-builder images "
+                        "built before (raw or qcow2, comma-separated)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     results = {"sizes": [], "peer": [], "inventory": []}
@@ -128,12 +131,12 @@ def main() -> int:
 
     peers = [(n, disks.SPECS[n], None) for n in
              args.peer_images.split(",") if n]
-    dib_path = args.dib_image
-    if args.dib and not dib_path:
+    dib_paths = [p for p in (args.dib_image or "").split(",") if p]
+    if args.dib and not dib_paths:
         from glance_ext.testing.guest import dib
-        dib_path = dib.image("raw")
-    if dib_path:
-        peers.append(("dib-debian12", None, dib_path))
+        dib_paths = [dib.image("raw"), dib.image("qcow2")]
+    if dib_paths:
+        peers.append(("dib-debian12", None, dib_paths))
     if peers and peer_mod.missing():
         print("\nPart 2 skipped: %s" % peer_mod.missing())
     elif peers:
@@ -186,8 +189,8 @@ def main() -> int:
 
 def _paths(spec, given):
     if given:
-        fmt = "qcow2" if given.endswith(".qcow2") else "raw"
-        return [(given, fmt)]
+        return [(p, "qcow2" if p.endswith(".qcow2") else "raw")
+                for p in given]
     if spec.root_fs == "ntfs" and disks.ntfs_missing():
         return []
     return [(disks.image(spec, c), disks.disk_format_of(c))
@@ -199,8 +202,9 @@ def _peer_rows(args, results, name, spec, given) -> None:
         t_ours, report = ours(path, fmt, args.repeat)
         peer = peer_mod.run(path, fmt, applications=args.applications)
         mine = ours_identity(report)
-        same = all(mine.get(k) == peer.identity.get(k)
-                   for k in ("distro", "version", "osinfo", "arch"))
+        differ = [k for k in ("distro", "version", "osinfo", "arch")
+                  if mine.get(k) != peer.identity.get(k)]
+        same = not differ
         ours_apps = sorted({(p.name, p.evr if report.os.get("os_type") !=
                              "windows" else p.version)
                             for p in report.packages})
@@ -210,7 +214,8 @@ def _peer_rows(args, results, name, spec, given) -> None:
                "peer_s": round(peer.elapsed, 3),
                "ratio": round(peer.elapsed / t_ours, 1), "ours": mine,
                "peer": peer.identity, "peer_error": peer.error,
-               "identical_identity": same, "ours_packages": len(ours_apps),
+               "identical_identity": same, "identity_differs": differ,
+               "ours_packages": len(ours_apps),
                "peer_packages": len(peer_apps),
                "identical_packages": apps_same,
                "only_ours": [list(a) for a in ours_apps
@@ -225,7 +230,7 @@ def _peer_rows(args, results, name, spec, given) -> None:
             "%(distro)s %(version)s %(osinfo)s %(arch)s" % peer.identity,
             "%d/%d%s" % (len(ours_apps), len(peer_apps),
                          "" if apps_same in (True, None) else " DIFFER"),
-            "" if same else "  <-- DIFFERENT"))
+            "" if same else "  <-- %s differs" % ", ".join(differ)))
 
 
 if __name__ == "__main__":

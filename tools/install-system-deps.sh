@@ -18,6 +18,8 @@
 #   debootstrap
 #   with --slow, for the comparisons with libguestfs (slow tests, bench):
 #   libguestfs-tools (about 1.1 GB)
+#   linux-image-amd64 (supermin boots the appliance on a kernel of this
+#                machine; a recommends of supermin, so not pulled in here)
 # Uses apt-get as root; otherwise says exactly what to install and fails.
 set -euo pipefail
 
@@ -56,6 +58,7 @@ if [ "$want_dib" = 1 ]; then
 fi
 if [ "$want_slow" = 1 ]; then
     command -v virt-inspector >/dev/null 2>&1 || missing+=(libguestfs-tools)
+    ls /boot/vmlinuz-* >/dev/null 2>&1 || missing+=(linux-image-amd64)
 fi
 [ "${#missing[@]}" = 0 ] && exit 0
 

@@ -121,10 +121,14 @@ def sqlite_rpmdb(dbdir: str, specs: Sequence[RpmSpec]) -> str:
          "--justdb", "--nodeps", "--noscripts", "--notriggers",
          "--ignorearch", "--ignoreos", *rpms)
     shutil.rmtree(os.path.join(dbdir, ".build"))
-    for leftover in ("rpmdb.sqlite-shm", "rpmdb.sqlite-wal", ".rpm.lock"):
-        path = os.path.join(dbdir, leftover)
-        if os.path.exists(path) and os.path.getsize(path) == 0:
-            os.unlink(path)
+    # rpm keeps the database in WAL mode and leaves rpmdb.sqlite-shm and
+    # an empty, checkpointed rpmdb.sqlite-wal beside it, as on a real
+    # EL9 or Fedora system; both stay: SQLite cannot open a WAL database
+    # on read-only media without them (rpm's own queries of a guest
+    # mounted read-only then fail). Only the lock file goes.
+    lock = os.path.join(dbdir, ".rpm.lock")
+    if os.path.exists(lock):
+        os.unlink(lock)
     return os.path.join(dbdir, "rpmdb.sqlite")
 
 

@@ -158,7 +158,9 @@ def _rpmdb(root: str, spec: TreeSpec) -> None:
     sqlite_path = pkgdb.sqlite_rpmdb(work, getattr(pkgdb, specs))
     os.makedirs(full, exist_ok=True)
     if kind == "sqlite":
-        shutil.copyfile(sqlite_path, os.path.join(full, "rpmdb.sqlite"))
+        for name in ("rpmdb.sqlite", "rpmdb.sqlite-shm", "rpmdb.sqlite-wal"):
+            shutil.copyfile(os.path.join(work, name),
+                            os.path.join(full, name))
     elif kind == "bdb":
         pkgdb.write_bdb(os.path.join(full, "Packages"),
                         pkgdb.header_blobs(sqlite_path))
@@ -168,6 +170,28 @@ def _rpmdb(root: str, spec: TreeSpec) -> None:
     shutil.rmtree(work)
     if dbdir != "/var/lib/rpm":
         _link(root, "/var/lib/rpm", "../../usr/lib/sysimage/rpm")
+    _rpm_config(root, dbdir, kind)
+
+
+def _rpm_config(root: str, dbdir: str, kind: str) -> None:
+    """The guest's own rpm configuration, as its ``rpm`` package ships it.
+
+    rpm finds its database through the ``%_dbpath`` macro of the system
+    it runs on, and tools that run librpm inside the guest (libguestfs
+    chroots into it before ``rpmReadConfigFiles``) fail with "no dbpath
+    has been set" on a tree without /usr/lib/rpm/rpmrc and macros.  Only
+    the lines that locate the database are written: ``%_dbpath`` where
+    the release keeps it and ``%_db_backend`` where its rpm names one
+    (rpm 4.11 of EL7 has no such macro: Berkeley DB is compiled in).
+    """
+    _write(root, "/usr/lib/rpm/rpmrc",
+           "# rpm's platform table (glance_ext test tree: defaults only)\n")
+    base = "/usr" if dbdir.startswith("/usr/") else "/var"
+    macros = "%%_usr\t\t/usr\n%%_var\t\t/var\n%%_dbpath\t\t%%{_%s}%s\n" % (
+        base.lstrip("/"), dbdir[len(base):])
+    if kind != "bdb":
+        macros += "%%_db_backend\t%s\n" % kind
+    _write(root, "/usr/lib/rpm/macros", macros)
 
 
 def build(root: str, spec: TreeSpec, boot_root: Optional[str] = None

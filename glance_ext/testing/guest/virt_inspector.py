@@ -22,6 +22,7 @@ the version string the package manager prints, the form the engine's
 """
 
 import dataclasses
+import glob
 import os
 import shutil
 import subprocess
@@ -39,9 +40,20 @@ class Result:
 
 
 def missing() -> Optional[str]:
+    """What virt-inspector lacks here, or None."""
     if shutil.which("virt-inspector") is None:
         return ("virt-inspector is not installed (Debian package "
                 "libguestfs-tools, about 1.1 GB)")
+    # supermin builds the appliance around a kernel of this machine
+    # (SUPERMIN_KERNEL, /lib/modules/*/vmlinuz or /boot/vmlinuz-*); a
+    # container or microVM has none, and installing libguestfs-tools
+    # without recommends does not bring one.
+    if not (os.environ.get("SUPERMIN_KERNEL") or
+            glob.glob("/boot/vmlinuz-*") or
+            glob.glob("/lib/modules/*/vmlinuz")):
+        return ("libguestfs has no kernel for its appliance (supermin "
+                "looks in /boot): Debian package linux-image-amd64 "
+                "(tools/install-system-deps.sh --slow)")
     return None
 
 

@@ -24,7 +24,7 @@ def dib_build(tmp_path_factory):
     """The Build of a Debian 12 diskimage-builder image (both formats).
 
     Reused from ``$GLANCE_EXT_DIB_IMAGES`` when a complete build is there;
-    otherwise built now (about two minutes). Under CI a machine that
+    otherwise built now (about five minutes here). Under CI a machine that
     cannot build fails the test: CI is meant to have what it needs.
     """
     out = os.environ.get("GLANCE_EXT_DIB_IMAGES") or str(

@@ -25,9 +25,13 @@ What this proves (slow: ``pytest -m slow tests/functional/guest``):
 * virt-inspector (libguestfs) reports the same identity and the same
   package list, (name, version), on the diskimage-builder image and on
   the generated Debian (dpkg), RHEL 9 (rpm SQLite), CentOS 7 (rpm
-  BerkeleyDB) and Windows Server 2022 (Uninstall keys) images. The SUSE
-  image's ndb database is left out: the libguestfs appliance uses
-  Debian's librpm, built without ndb.
+  BerkeleyDB) and Windows Server 2022 (Uninstall keys) images; on the
+  diskimage-builder image the same major version (libguestfs adds the
+  point release of /etc/debian_version, "12.15"; the engine reports
+  os-release's "12", the form of Glance's os_version);
+* the one difference, on the openSUSE image's ndb database: the
+  libguestfs appliance uses Debian's librpm, built without ndb, and
+  lists nothing there, while the engine lists what rpm installed.
 """
 
 import json
@@ -157,6 +161,12 @@ def test_dib_image_same_as_virt_inspector(dib_build, dib_reports):
                     dib_reports["qcow2"])
     assert (peer.identity["distro"], peer.identity["osinfo"],
             peer.identity["arch"]) == ("debian", "debian12", "x86_64")
+    # A real difference, by design: libguestfs takes the point release
+    # from /etc/debian_version ("12.15"); the engine reports os-release's
+    # VERSION_ID ("12"), the form of Glance's os_version and osinfo's id.
+    major, _dot, minor = peer.identity["version"].partition(".")
+    assert major == dib_reports["qcow2"].os["version"]
+    assert minor.isdigit()
 
 
 @pytest.mark.parametrize("name,container", [
@@ -172,3 +182,39 @@ def test_same_packages_as_virt_inspector(name, container):
     path = disks.image(disks.SPECS[name], container)
     fmt = disks.disk_format_of(container)
     _compare(path, fmt, inspect_guest(path, fmt))
+
+
+def test_suse_ndb_where_virt_inspector_lists_nothing(tmp_path):
+    """The one real difference in package lists, with its evidence.
+
+    libguestfs runs the build machine's librpm (the appliance is made of
+    its packages); Debian builds rpm without ndb, so on the SUSE trees'
+    Packages.db librpm falls back to its dummy backend ("using dummy
+    database, installs not possible" in LIBGUESTFS_DEBUG output) and
+    virt-inspector reports no applications, without an error. The
+    engine reads ndb itself and lists what rpm installed (rpm -qa of the
+    SQLite database the ndb file was made from). Where the build
+    machine's rpm reads ndb, the two lists must be the same instead.
+    """
+    _need_virt_inspector()
+    if pkgdb.rpm_missing():
+        pytest.skip(pkgdb.rpm_missing())
+    path = disks.image(disks.SPECS["opensuse-mbr"], "raw")
+    report = inspect_guest(path, "raw")
+    assert report.inventory["format"] == "rpm-ndb"
+    source = pkgdb.sqlite_rpmdb(str(tmp_path / "sqlite"), pkgdb.SUSE_RPMS)
+    expected = pkgdb.rpm_qa(os.path.dirname(source))
+    assert sorted((p.name, p.evr, p.arch) for p in report.packages) == \
+        expected
+    ndb = tmp_path / "ndb"
+    ndb.mkdir()
+    pkgdb.write_ndb(str(ndb / "Packages.db"),
+                    [b for _n, b in pkgdb.header_blobs(source)])
+    host_reads_ndb = pkgdb.rpm_qa(str(ndb), "ndb") == expected
+    if host_reads_ndb:
+        _compare(path, "raw", report)
+        return
+    peer = virt_inspector.run(path, "raw")
+    assert peer.error is None, peer.error
+    assert peer.identity["distro"] == "opensuse"
+    assert peer.applications == []
