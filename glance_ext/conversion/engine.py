@@ -47,18 +47,9 @@ from glance_ext.inspection import engine as inspection_engine
 from glance_ext.inspection import policy as policy_mod
 from glance_ext.inspection.report import Report
 from glance_ext.qemu import runner
+from glance_ext.exceptions import SourceRejected
 
 LOG = logging.getLogger(__name__)
-
-# Errors the engine raises; their text is safe to show to API users.
-# (QemuImgError covers info/measure; its text names no host path.)
-ConversionError = (preflight.InsufficientSpace, slots_mod.SlotTimeout,
-                   runner.QemuImgError, verify_mod.VerificationFailed,
-                   target_mod.TargetError)
-
-
-class SourceRejected(Exception):
-    """The source failed inspection; message is the inspection reason."""
 
 
 @dataclasses.dataclass

@@ -25,10 +25,7 @@ from oslo_config import cfg
 from oslo_utils import units
 
 from glance_ext.conversion import options
-
-
-class SettingsError(ValueError):
-    """An option has an invalid value; the message names it."""
+from glance_ext.exceptions import SettingsError
 
 
 @dataclasses.dataclass(frozen=True)

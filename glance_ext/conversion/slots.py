@@ -33,12 +33,9 @@ import time
 from typing import Callable, Optional
 
 from oslo_log import log as logging
+from glance_ext.exceptions import SlotTimeout
 
 LOG = logging.getLogger(__name__)
-
-
-class SlotTimeout(Exception):
-    """No slot became free in time; the message says how busy the host is."""
 
 
 class Slot:
