@@ -27,8 +27,10 @@ child side; ``run`` is the parent side.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Dict
 
@@ -101,11 +103,17 @@ def run(path: str, disk_format: str,
     limits = runner.Limits(cpu_seconds=settings.cpu_seconds,
                            address_space_bytes=settings.memory_mb * MiB,
                            timeout_seconds=settings.timeout_seconds)
+    # The worker's temporary files (qemu-nbd's socket directory) go into a
+    # directory this side owns and removes: a worker killed by a limit or
+    # the timeout never gets to clean up after itself.
+    workdir = tempfile.mkdtemp(prefix="glance-ext-guest-")
+    env = runner.child_env()
+    env["TMPDIR"] = workdir
     start = time.monotonic()
     try:
         done = exits.run(runner.limited_command(cmd, limits, python),
-                         env=runner.child_env(),
-                         timeout=settings.timeout_seconds, new_session=True)
+                         env=env, timeout=settings.timeout_seconds,
+                         new_session=True)
     except OSError as exc:
         raise exceptions.ToolUnavailable(
             tool="the guest inspection worker", reason="cannot run %s: %s"
@@ -117,8 +125,11 @@ def run(path: str, disk_format: str,
                        "the inspection did not finish within %ss and was "
                        "killed" % settings.timeout_seconds,
                        time.monotonic() - start)
-    # qemu-nbd is in the worker's session: never leave it behind.
-    exits.kill_group(done.pid)
+    else:
+        # qemu-nbd is in the worker's session: never leave it behind.
+        exits.kill_group(done.pid)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - start
     returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
     ended = exits.classify(returncode, done.cpu_seconds, settings.cpu_seconds)

@@ -14,6 +14,7 @@
 and CPU limits end the worker, and requests that are wrong raise."""
 
 import os
+import tempfile
 import time
 
 import pytest
@@ -122,3 +123,27 @@ def test_missing_qemu_nbd_is_named(guest_image):
     assert not report.ok
     assert "cannot run /nonexistent/qemu-nbd" in report["error"]
     assert "install qemu-utils" in report["error"]
+
+
+def test_a_killed_worker_leaves_no_temporary_directory(tmp_path,
+                                                       guest_image,
+                                                       monkeypatch):
+    """A worker killed by the timeout never runs its own clean-up: the
+    directory it made its temporary files in (qemu-nbd's socket) is the
+    parent's, and the parent removes it."""
+    path, fmt = guest_image("ubuntu-gpt", "qcow2")
+    fake = tmp_path / "hanging-qemu-nbd"
+    seen = tmp_path / "tmpdir"
+    fake.write_text("#!/bin/sh\necho \"$TMPDIR\" > %s\nexec sleep 300\n"
+                    % seen)
+    fake.chmod(0o755)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    conf = options.standalone_conf(qemu_nbd=str(fake),
+                                   worker_timeout_seconds=3)
+    report = inspect_guest(path, fmt, conf)
+    assert "did not finish within 3" in report["error"]
+    worker_tmp = seen.read_text().strip()
+    assert os.path.dirname(worker_tmp) == str(tmp_path / "tmp")
+    assert not os.path.exists(worker_tmp)
+    assert os.listdir(tmp_path / "tmp") == []
