@@ -16,10 +16,14 @@
 lock on ``<instances_path>/locks/nova-<name>``, taken here with a bare
 ``fcntl.lockf`` so the test does not share code with the manager), prints
 ``LOCKED`` and, like nova's ``Qcow2.create_image``, optionally creates an
-instance disk backed by the file before releasing.
+instance disk backed by the file before releasing. It holds for a number
+of seconds, or with ``release`` until the test writes a line to its stdin:
+a test that must know the lock is still held at a given moment of the
+manager's pass (a busy machine can start the manager late) uses that.
 
 ``tooz`` holds the manager election lock of a storage through tooz, as a
-second manager on another host would.
+second manager on another host would, for a number of seconds or until
+released the same way.
 """
 
 import fcntl
@@ -29,14 +33,17 @@ import sys
 import time
 
 
-def hold(instances: str, name: str, seconds: float,
+def hold(instances: str, name: str, until: str,
          disk: str = '') -> None:
     locks = os.path.join(instances, 'locks')
     os.makedirs(locks, exist_ok=True)
     with open(os.path.join(locks, 'nova-' + name), 'a') as f:
         fcntl.lockf(f, fcntl.LOCK_EX)
         print('LOCKED', flush=True)
-        time.sleep(seconds)
+        if until == 'release':
+            sys.stdin.readline()
+        else:
+            time.sleep(float(until))
         if disk:
             os.makedirs(os.path.dirname(disk), exist_ok=True)
             subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F',
@@ -47,18 +54,21 @@ def hold(instances: str, name: str, seconds: float,
         fcntl.lockf(f, fcntl.LOCK_UN)
 
 
-def hold_election(state_dir: str, seconds: float) -> None:
+def hold_election(state_dir: str, until: str) -> None:
     from glance_ext.cache_manager import election
     e = election.Election(None, state_dir, 'other-host')
     assert e.try_lead()
     print('LEADER', flush=True)
-    time.sleep(seconds)
+    if until == 'release':
+        sys.stdin.readline()
+    else:
+        time.sleep(float(until))
     e.stop()
 
 
 if __name__ == '__main__':
     if sys.argv[1] == 'hold':
-        hold(sys.argv[2], sys.argv[3], float(sys.argv[4]),
+        hold(sys.argv[2], sys.argv[3], sys.argv[4],
              sys.argv[5] if len(sys.argv) > 5 else '')
     elif sys.argv[1] == 'tooz':
-        hold_election(sys.argv[2], float(sys.argv[3]))
+        hold_election(sys.argv[2], sys.argv[3])

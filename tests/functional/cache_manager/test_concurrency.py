@@ -75,7 +75,45 @@ def start(cmd, log=None):
         return subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=out,
                                 stderr=out, text=True)
     return subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, stdin=subprocess.PIPE,
+                            text=True)
+
+
+def hold_until_released(tree, name, disk=''):
+    """nova's lock on ``name``, held until ``release``: the test, not the
+    clock, decides when nova lets go."""
+    holder = start(STANDIN + ['hold', tree.instances, name, 'release']
+                   + ([disk] if disk else []))
+    wait_line(holder, 'LOCKED')
+    return holder
+
+
+def release(holder):
+    holder.stdin.write('\n')
+    holder.stdin.flush()
+    holder.wait(timeout=60)
+    assert holder.returncode == 0, holder.stderr.read()
+
+
+def manager_in_background(conf, log, *args):
+    """A pass running while the test acts; its log (stderr) goes to
+    ``log``, its JSON report to the returned process's stdout."""
+    err = open(log, 'a')
+    return subprocess.Popen(MANAGER + ['--config-file', conf] + list(args),
+                            cwd=ROOT, env=env(), stdout=subprocess.PIPE,
+                            stderr=err, text=True)
+
+
+def wait_for_log(proc, log, *words):
+    """Until the manager has logged a line with all ``words`` in it."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with open(log) as fh:
+            if any(all(w in line for w in words) for line in fh):
+                return
+        assert proc.poll() is None, open(log).read()
+        time.sleep(0.02)
+    raise AssertionError('the manager never logged %r' % (words,))
 
 
 def wait_line(proc, word):
@@ -105,14 +143,13 @@ def test_lock_held_by_nova_skips_then_removes(tree):
     tree.base(victim, 2 * DAY)
     tree.base('swap_2048', 2 * DAY)
     conf = tree.nova_conf()
-    holder = start(STANDIN + ['hold', tree.instances, victim, '3'])
-    wait_line(holder, 'LOCKED')
+    holder = hold_until_released(tree, victim)
     out = manager(conf, 'run', '--once', '--format', 'json')
     report = json.loads(out.stdout)
     states = {f['name']: f['state'] for f in report['files']}
     assert states == {victim: 'locked', 'swap_2048': 'quarantined'}
     assert victim in tree.listing()
-    holder.wait(timeout=30)
+    release(holder)
     manager(conf, 'run', '--once')
     assert victim not in tree.listing() and victim in quarantined(tree)
 
@@ -121,13 +158,19 @@ def test_removal_waits_for_the_lock_when_told(tree):
     victim = trees.sha1('wait')
     tree.base(victim, 2 * DAY)
     conf = tree.nova_conf(extra='[cache_manager]\nlock_wait_seconds = 20\n')
-    holder = start(STANDIN + ['hold', tree.instances, victim, '1.5'])
-    wait_line(holder, 'LOCKED')
-    t0 = time.time()
-    manager(conf, 'run', '--once')
-    assert time.time() - t0 >= 1.0
+    holder = hold_until_released(tree, victim)
+    log = os.path.join(tree.root, 'manager.log')
+    proc = manager_in_background(conf, log, 'run', '--once')
+    # The pass has found the victim removable while nova holds its lock;
+    # it must wait (lock_wait_seconds), not skip, and remove it once nova
+    # lets go.
+    wait_for_log(proc, log, 'Removable base files:', victim)
+    time.sleep(1)
+    assert proc.poll() is None, 'the pass did not wait for the lock'
+    release(holder)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 0, open(log).read()
     assert victim in quarantined(tree)
-    holder.wait(timeout=30)
 
 
 def test_disk_created_under_the_lock_during_the_pass_keeps_base(tree):
@@ -135,15 +178,18 @@ def test_disk_created_under_the_lock_during_the_pass_keeps_base(tree):
     tree.base(victim, 2 * DAY)
     conf = tree.nova_conf(extra='[cache_manager]\nlock_wait_seconds = 20\n')
     new_disk = os.path.join(tree.instances, 'new-instance', 'disk')
-    holder = start(STANDIN + ['hold', tree.instances, victim, '1.5',
-                              new_disk])
-    wait_line(holder, 'LOCKED')
+    holder = hold_until_released(tree, victim, new_disk)
+    log = os.path.join(tree.root, 'manager.log')
     # The pass scans (no disk yet: victim looks removable), then waits for
-    # the lock; the stand-in creates the disk and releases.
-    out = manager(conf, 'run', '--once', '--format', 'json')
-    holder.wait(timeout=30)
+    # the lock; only then does the stand-in create the disk and release.
+    proc = manager_in_background(conf, log, 'run', '--once', '--format',
+                                 'json')
+    wait_for_log(proc, log, 'Removable base files:', victim)
+    release(holder)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, open(log).read()
     assert os.path.exists(new_disk)
-    entry = {f['name']: f for f in json.loads(out.stdout)['files']}[victim]
+    entry = {f['name']: f for f in json.loads(out)['files']}[victim]
     assert entry['state'] == 'in-use'
     assert entry['reason'] == 'became in use during the pass'
     assert victim in tree.listing()
@@ -207,7 +253,7 @@ def test_second_manager_does_not_act_while_one_leads(tree):
         extra='[cache_manager]\nquarantine_grace_seconds = 0\n')
     state = os.path.join(tree.instances, 'glance-ext-cache-manager')
     os.makedirs(state, exist_ok=True)
-    other = start(STANDIN + ['tooz', state, '5'])
+    other = start(STANDIN + ['tooz', state, 'release'])
     wait_line(other, 'LEADER')
     out = manager(conf, 'run', '--once', '--format', 'json', expect=BLOCKED)
     report = json.loads(out.stdout)
@@ -216,7 +262,7 @@ def test_second_manager_does_not_act_while_one_leads(tree):
     assert victim in tree.listing()
     # Nor does it purge: the expired quarantined file is still there.
     assert report['purged'] == [] and 'swap_4096' in quarantined(tree)
-    other.wait(timeout=30)
+    release(other)
     report = json.loads(manager(conf, 'run', '--once', '--format',
                                 'json').stdout)
     assert report['quarantined'] == [victim]
