@@ -99,7 +99,7 @@ def translate(task: "ImportPluginTask", exc: BaseException) -> Exception:
         return PluginFailure("%s cannot run on this Glance host: %s"
                              % (name, exc))
     if isinstance(exc, exceptions.ImageRefused):
-        return PluginFailure("Image rejected by %s: %s" % (name, exc))
+        return PluginFailure("%s: %s" % (task.refusal % {"name": name}, exc))
     if isinstance(exc, OSError):
         return PluginFailure("%s could not %s: %s" % (
             name, task.doing, exc.strerror or exc))
@@ -377,9 +377,10 @@ class ImportPluginTask(task.Task):
     entry_point = ""
     step: Optional[Step] = None
     # For messages (``translate``): what the plugin is doing (set it as
-    # the work goes on), how a configuration error is introduced and where
-    # the operator fixes it.
+    # the work goes on), how a refusal and a configuration error are
+    # introduced and where the operator fixes the latter.
     doing = "import the image"
+    refusal = "Image rejected by %(name)s"
     misconfigured = "is misconfigured"
     config_hint = "glance-image-import.conf"
 

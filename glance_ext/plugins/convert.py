@@ -74,6 +74,7 @@ class ConvertImage(base.ImportPluginTask):
         self._lock_lost = threading.Event()
 
     doing = "convert the image"
+    refusal = "Image rejected by %(name)s's inspection"
 
     @base.boundary
     def execute(self, file_path: str,

@@ -83,6 +83,7 @@ class DecompressImage(base.ImportPluginTask):
         self.messages.set("glance_ext_decompress: decompressing %s data"
                           % codec)
         self.doing = "decompress the %s data" % codec
+        self.refusal = "%%(name)s refused the %s data" % codec
         result = stream.decompress(src, codec, tmp, settings.limits,
                                    on_progress=self._progress(codec))
         props = {"codec": codec,
