@@ -37,6 +37,7 @@ from glance_ext.conversion import options
 from glance_ext.conversion import preflight
 from glance_ext.conversion import progress as progress_mod
 from glance_ext.conversion.settings import Settings, SettingsError
+from glance_ext.conversion import slots
 from glance_ext.conversion import store_check
 from glance_ext.conversion import target as target_mod
 from glance_ext.inspection import options as validate_options
@@ -130,10 +131,13 @@ class Bar:
                 self._last_decile = decile
                 self.stream.write(text + "\n")
 
-    def waiting(self, seconds: float) -> None:
-        if int(seconds) % 10 == 0:
-            self.stream.write("waiting for a conversion slot (%ds)%s"
-                              % (int(seconds), "\r" if self.tty else "\n"))
+    def waiting(self, wait: slots.Wait) -> None:
+        seconds = int(wait.seconds)
+        if seconds % 10 == 0 and seconds != getattr(self, "_last_wait", -1):
+            self._last_wait = seconds
+            self.stream.write("waiting for a conversion slot (%s; %ds)%s"
+                              % (wait.text, seconds,
+                                 "\r" if self.tty else "\n"))
 
     def done(self) -> None:
         if self.tty:

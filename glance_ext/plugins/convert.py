@@ -38,11 +38,13 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow.patterns import linear_flow as lf
 
+from glance_ext import exceptions
 from glance_ext.conversion import engine as engine_mod
 from glance_ext.conversion import options
 from glance_ext.conversion import preflight
 from glance_ext.conversion import progress as progress_mod
 from glance_ext.conversion.settings import Settings, SettingsError
+from glance_ext.conversion import slots
 from glance_ext.conversion import store_check
 from glance_ext.conversion import target as target_mod
 from glance_ext.conversion import task_messages
@@ -50,6 +52,7 @@ from glance_ext.inspection import options as validate_options
 from glance_ext.inspection import policy as policy_mod
 from glance_ext.inspection import qemu_check
 from glance_ext.plugins import base
+from glance_ext.plugins import options as plugin_options
 from glance_ext.plugins.journal import Step
 
 LOG = logging.getLogger(__name__)
@@ -119,11 +122,20 @@ class ConvertImage(base.ImportPluginTask):
             outcome = engine.convert(
                 src, source_format, dst, target,
                 on_progress=lambda p: self._progress(label, p),
-                on_wait=lambda s: self._waiting(label, s, settings),
-                should_stop=self._lock_lost.is_set)
+                on_wait=lambda w: self._waiting(label, w, settings),
+                should_stop=self._lock_lost.is_set,
+                node=plugin_options.host(CONF))
         except engine_mod.ConversionError as exc:
             if self._lock_lost.is_set():
                 raise glance_exception.TaskAbortedError()
+            if isinstance(exc, exceptions.ToolUnavailable):
+                # The deployment, not the image (a coordination backend
+                # down): say so, and how to go on.
+                raise base.PluginFailure(
+                    "glance_ext_convert could not start converting %s: %s. "
+                    "Import the image again once it is back (or set [%s] "
+                    "coordination_unreachable = host_limits)"
+                    % (label, exc, options.GROUP))
             if getattr(exc, "kind", None) == "missing":
                 # The host, not the image: say what to install or set.
                 raise base.PluginFailure(
@@ -193,7 +205,7 @@ class ConvertImage(base.ImportPluginTask):
         self.messages.set(text)
         self._check_lock()
 
-    def _waiting(self, label: str, seconds: float,
+    def _waiting(self, label: str, wait: slots.Wait,
                  settings: Settings) -> None:
         now = time.monotonic()
         if now - getattr(self, "_last_wait_msg", 0) >= \
@@ -201,8 +213,7 @@ class ConvertImage(base.ImportPluginTask):
             self._last_wait_msg = now
             self.messages.set(
                 "glance_ext_convert: %s waiting for a conversion slot "
-                "(%d allowed on this host; waited %ds)"
-                % (label, settings.max_concurrent, int(seconds)))
+                "(%s; waited %ds)" % (label, wait.text, int(wait.seconds)))
             self._check_lock()
 
     def _check_lock(self) -> None:
