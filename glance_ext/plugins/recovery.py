@@ -33,8 +33,9 @@ done, and better for the user:
   (``store_cleanup``), the dead task is marked failed with a message that
   says which step was interrupted and what to do, the lock is dropped.
 
-Nothing here touches an import whose process is alive, or an image whose
-lock another task holds.
+Nothing here touches an import whose process is alive, an image whose
+lock another task holds, or an entry of another node (a journal shared by
+several nodes: each node recovers its own, see ``journal``).
 """
 
 import contextlib
@@ -48,6 +49,7 @@ from typing import Any, Iterator, List, Optional
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from glance_ext.conversion import slots
 from glance_ext.plugins import journal as journal_mod
 from glance_ext.plugins import options
 from glance_ext.plugins import store_cleanup
@@ -122,7 +124,8 @@ def where(entry: Entry) -> str:
 
 def journal_for(conf: cfg.ConfigOpts, staging_dir: str
                 ) -> journal_mod.Journal:
-    return journal_mod.Journal(options.journal_dir(conf, staging_dir))
+    return journal_mod.Journal(options.journal_dir(conf, staging_dir),
+                               host=options.host(conf))
 
 
 def recover_on_this_host(conf: cfg.ConfigOpts, when: str) -> int:
@@ -149,7 +152,7 @@ def recover(journal: journal_mod.Journal) -> int:
     if not _RUNNING.acquire(blocking=False):
         return 0       # another thread of this worker is already at it
     try:
-        with _host_lock(journal.directory) as held:
+        with _host_lock(journal.directory, journal.host) as held:
             if not held:
                 return 0   # another worker process of the host is at it
             return _recover(journal, _Glance())
@@ -158,14 +161,17 @@ def recover(journal: journal_mod.Journal) -> int:
 
 
 @contextlib.contextmanager
-def _host_lock(directory: str) -> Iterator[bool]:
-    """Non-blocking flock across the worker processes of a host (each
+def _host_lock(directory: str, host: str) -> Iterator[bool]:
+    """Non-blocking flock across the worker processes of a node (each
     worker loads the pipeline at start; one of them recovers). Yields
-    whether this process holds it."""
+    whether this process holds it. One lock file per node: in a journal
+    shared by several nodes, one node recovering must not make another
+    skip its own recovery."""
     if not os.path.isdir(directory):
         yield True               # no journal yet: nothing to recover
         return
-    fd = os.open(os.path.join(directory, ".recovery.lock"),
+    fd = os.open(os.path.join(directory, ".recovery-%s.lock"
+                              % slots.file_safe(host)),
                  os.O_RDWR | os.O_CREAT, 0o640)
     try:
         try:
@@ -200,6 +206,10 @@ class _Glance:
 
 
 def _recover(journal: journal_mod.Journal, glance: _Glance) -> int:
+    for entry in journal.foreign():
+        LOG.debug("Journal entry of image %s belongs to node %s (this is "
+                  "%s): left to that node's recovery", entry.image_id,
+                  entry.owner.host, journal.host)
     _forget_finished(journal, glance)
     reverted = 0
     for entry in journal.interrupted():

@@ -105,27 +105,65 @@ def test_unreadable_entry_is_skipped(tmp_path):
     assert journal_mod.Journal(str(tmp_path)).interrupted() == []
 
 
-def test_one_worker_process_recovers_at_a_time(tmp_path):
-    # Every worker loads the start-up filter; the host lock lets one of
-    # them recover while the others skip (a second process holds it here).
+def _hold_flock(path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import fcntl,os,sys,time;fd=os.open(sys.argv[1],os.O_RDWR|"
          "os.O_CREAT);fcntl.flock(fd,fcntl.LOCK_EX);print('held',flush="
-         "True);time.sleep(30)", str(tmp_path / ".recovery.lock")],
+         "True);time.sleep(30)", path],
         stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_one_worker_process_recovers_at_a_time(tmp_path):
+    # Every worker loads the start-up filter; the node's lock lets one of
+    # them recover while the others skip (a second process holds it here).
+    holder = _hold_flock(str(tmp_path / ".recovery-node-a.lock"))
     try:
-        assert holder.stdout.readline().strip() == "held"
-        with recovery._host_lock(str(tmp_path)) as held:
+        with recovery._host_lock(str(tmp_path), "node-a") as held:
             assert held is False
+        # Another node recovering in a shared journal does not make this
+        # one skip its own recovery.
+        with recovery._host_lock(str(tmp_path), "node-b") as held:
+            assert held is True
     finally:
         holder.kill()
         holder.wait()
-    with recovery._host_lock(str(tmp_path)) as held:
+        holder.stdout.close()
+    with recovery._host_lock(str(tmp_path), "node-a") as held:
         assert held is True
     # No journal directory yet: nothing to lock, nothing to recover.
-    with recovery._host_lock(str(tmp_path / "absent")) as held:
+    with recovery._host_lock(str(tmp_path / "absent"), "node-a") as held:
         assert held is True
+
+
+def test_entries_of_other_nodes_are_never_judged(tmp_path):
+    # A journal shared by two nodes (shared staging). Node b's process
+    # ids mean nothing on node a: its entries, alive or dead by a's view,
+    # are never listed as interrupted or old on a, only on b.
+    a = journal_mod.Journal(str(tmp_path), host="node-a")
+    b = journal_mod.Journal(str(tmp_path), host="node-b")
+    dead_on_b = _dead_owner()
+    dead_on_b.host = "node-b"
+    dead_on_b.boot_id = "another-boot"      # b's boot id, not a's
+    a.write(_entry(image_id="of-b", owner=dead_on_b))
+    mine = _dead_owner()
+    mine.host = "node-a"
+    a.write(_entry(image_id="of-a", owner=mine))
+    assert [e.image_id for e in a.interrupted()] == ["of-a"]
+    assert [e.image_id for e in a.foreign()] == ["of-b"]
+    assert [e.image_id for e in b.interrupted()] == ["of-b"]
+    stale = Owner.this_process("node-b")
+    a.write(_entry(image_id="live-b", owner=stale))
+    os.utime(os.path.join(str(tmp_path), "live-b.task.json"))
+    assert "live-b" not in [e.image_id for e in a.old(-1)]
+    assert "live-b" in [e.image_id for e in b.old(-1)]
+
+
+def test_owner_names_its_node():
+    assert Owner.this_process("glance-2").host == "glance-2"
+    assert Owner.this_process().host == journal_mod.socket.gethostname()
 
 
 @pytest.mark.parametrize("status,holder,length,method,outcome", [
