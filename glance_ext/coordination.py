@@ -240,13 +240,25 @@ class Session:
         self._keep_alive()
         return lock
 
+    def _reachable(self) -> bool:
+        try:
+            check_reachable(self.url, self.connect_timeout, self.purpose)
+        except CoordinationUnavailable as exc:
+            LOG.warning("%s; not contacting it to release or disconnect "
+                        "(a lock left there expires after %s s)", exc,
+                        self.lock_timeout or "?")
+            return False
+        return True
+
     def release(self, lock: object) -> None:
         """Release, bounded in time; a failure is logged (the backend
-        frees the lock when its lease expires)."""
+        frees the lock when its lease expires). A backend known to be
+        unreachable is not asked (tooz would retry for a minute)."""
         with self._guard:
             self._locks.discard(lock)
-        ok = _bounded(lambda: lock.release(), self.stop_timeout,
-                      "releasing %s on %s" % (_name(lock), self.backend))
+        ok = self._reachable() and _bounded(
+            lambda: lock.release(), self.stop_timeout,
+            "releasing %s on %s" % (_name(lock), self.backend))
         if not ok:
             LOG.warning("Could not release %s on %s; the backend frees it "
                         "after its lock timeout (%s s)", _name(lock),
@@ -306,6 +318,8 @@ class Session:
         with self._guard:
             held = list(self._locks)
             self._locks.clear()
+        if not self._reachable():
+            return
         for lock in held:
             _bounded(lambda: lock.release(), self.stop_timeout,
                      "releasing %s on %s" % (_name(lock), self.backend))

@@ -23,7 +23,10 @@ done, and better for the user:
 - a glance-direct import whose staged upload is still complete (its
   length is the size Glance recorded when the stage finished) goes back to
   ``uploading`` with the staged data kept: ``glance image-import`` alone
-  retries it; our intermediate files are deleted;
+  retries it; our intermediate files are deleted. The image names this
+  node again as the one holding the staged data (``os_glance_stage_host``,
+  which Glance dropped when the import began), so a retry sent to another
+  node of the cloud is proxied here, as Glance does after a stage;
 - any other import (web-download, an incomplete or missing upload) goes
   back to ``queued`` with staging cleaned: stage (or download) again;
 - an image that became active in some stores keeps them; the stores still
@@ -285,6 +288,8 @@ def _revert(entry: Entry, glance: _Glance) -> bool:
             action.set_image_attribute(status="queued")
             action.set_image_attribute(status="uploading",
                                        size=entry.staged_size)
+    if decision.outcome is Outcome.RETRY_UPLOAD:
+        _record_stage_host(entry, glance)
     for store in unfinished:
         result = store_cleanup.remove_partial(store, entry.image_id)
         if result.unknown:
@@ -305,6 +310,24 @@ def _revert(entry: Entry, glance: _Glance) -> bool:
                 entry.image_id, decision.outcome.value, entry.task_id,
                 where(entry))
     return True
+
+
+def _record_stage_host(entry: Entry, glance: _Glance) -> None:
+    """What Glance's ``image-stage`` records: this node's URL as the one
+    with the staged data. Not through the action wrapper, which drops
+    ``os_glance`` keys; a failure is logged (the retry then has to reach
+    this node by itself)."""
+    self_url = getattr(cfg.CONF, "worker_self_reference_url", None) or \
+        getattr(cfg.CONF, "public_endpoint", None)
+    if not self_url:
+        return
+    try:
+        image = glance.image_repo.get(entry.image_id)
+        image.extra_properties["os_glance_stage_host"] = self_url
+        glance.image_repo.save(image)
+    except Exception as exc:
+        LOG.warning("Image %s: could not record %s as its staging node: "
+                    "%s", entry.image_id, self_url, exc)
 
 
 def _restore(action: Any, entry: Entry) -> None:
