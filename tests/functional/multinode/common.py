@@ -14,7 +14,6 @@
 the real glance CLI, and a sampler of the qemu-img converts running on
 each node (from /proc)."""
 
-import os
 import threading
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -40,18 +39,35 @@ def options(coordination_url: Optional[str] = None, cluster_cap: int = 2,
     return opts
 
 
-def node_marker(node: client.LocalGlance) -> str:
-    """A path that only the qemu-img processes of ``node`` name (its
-    staging directory)."""
-    return node.staging_dir + os.sep
+def _parent(pid: int) -> Optional[int]:
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _node_of(pid: int, masters: Dict[int, int]) -> Optional[int]:
+    """The index of the node whose gunicorn master is an ancestor of
+    ``pid`` (qemu-img runs in a session of its own, so its process group
+    does not tell)."""
+    for _ in range(8):
+        if pid in masters:
+            return masters[pid]
+        parent = _parent(pid)
+        if not parent or parent == pid:
+            return None
+        pid = parent
+    return None
 
 
 class Sampler(object):
-    """Samples, every 50 ms, how many ``qemu-img convert`` run on each
-    node, until stopped."""
+    """Samples, every 50 ms, how many ``qemu-img convert`` of this local
+    Glance run on each node (by process ancestry), until stopped."""
 
     def __init__(self, nodes: Sequence[client.LocalGlance]) -> None:
-        self.markers = [node_marker(n) for n in nodes]
+        self.marker = nodes[0].state_dir
+        self.masters = {n.pid: i for i, n in enumerate(nodes)}
         self.samples: List[Tuple[int, ...]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -59,8 +75,12 @@ class Sampler(object):
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append(tuple(
-                len(qemu_procs.qemu_img_pids(m)) for m in self.markers))
+            counts = [0] * len(self.masters)
+            for pid in qemu_procs.qemu_img_pids(self.marker):
+                node = _node_of(pid, self.masters)
+                if node is not None:
+                    counts[node] += 1
+            self.samples.append(tuple(counts))
             time.sleep(0.05)
 
     def stop(self) -> "Sampler":
@@ -72,6 +92,12 @@ class Sampler(object):
     def peak(self) -> int:
         """Most converts at one instant across the nodes."""
         return max((sum(s) for s in self.samples), default=0)
+
+    @property
+    def peak_per_node(self) -> Tuple[int, ...]:
+        """Most converts at one instant on each node."""
+        return tuple(max((s[i] for s in self.samples), default=0)
+                     for i in range(len(self.masters)))
 
     @property
     def both_at_once(self) -> bool:
