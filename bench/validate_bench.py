@@ -41,6 +41,8 @@ import sys
 import tempfile
 import time
 
+from glance_ext.common import sizes
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 VENV_BIN = os.path.dirname(sys.executable)
@@ -197,16 +199,9 @@ def part1(args):
     print("|---|---|---|---|---|---|")
     for r in rows:
         print("| %s %s | %s | %s | %.3f s | %s | %.3f s |" % (
-            r["size"], r["format"], human(r["file_bytes"]),
-            human(r["ours_read"]), r["ours_s"], human(r["glance_read"]),
+            r["size"], r["format"], sizes.human(r["file_bytes"]),
+            sizes.human(r["ours_read"]), r["ours_s"], sizes.human(r["glance_read"]),
             r["glance_s"]))
-
-
-def human(n):
-    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= div:
-            return "%.1f %s" % (n / div, unit)
-    return "%d B" % n
 
 
 # -------------------------------------------------------- part 2: Glance --

@@ -10,6 +10,14 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""glance_ext: import plugins, metadefs and image lifecycle tools for Glance."""
+"""glance_ext: import plugins, metadefs and image lifecycle tools for Glance.
+
+The layout is the architecture (docs/architecture.md): engines that know
+nothing of Glance (``inspection``, ``conversion``, ``decompression``,
+``guest``, ``injection``, ``metadefs``, ``cache_manager``, ``qemu``), thin
+adapters to Glance (``plugins``, ``middleware``), the command-line tools
+(``cmd``), what several share (``common``, ``exceptions``, ``shipped``) and
+development support (``local_glance``, ``testing``).
+"""
 
 __version__ = "0.1.0"

@@ -23,13 +23,10 @@ install) has no such copies; there the repository's own ``metadefs/`` and
 import importlib.resources
 import os
 from typing import List
+from glance_ext.exceptions import ShippedDataMissing
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _CHECKOUT = os.path.dirname(_PACKAGE_DIR)
-
-
-class ShippedDataMissing(RuntimeError):
-    """glance_ext was installed without its data files."""
 
 
 def _packaged(name: str) -> str:

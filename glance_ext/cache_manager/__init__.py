@@ -10,8 +10,14 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""glance-ext-cache-manager.
+"""The cache manager engine behind ``glance-ext-cache-manager``.
 
 Keeps nova's ``_base`` image cache within nova's aging policy without ever
-removing a base file that an instance disk still uses.
+removing a base file an instance disk still uses: it names every cache
+file as nova does (``naming``), finds what every disk's backing chain uses
+(``scanner``, ``diskheader``), decides by age (``ages``), removes only
+under nova's own locks into a quarantine that can be restored
+(``locking``, ``quarantine``), and on shared storage lets one manager act
+(``election``, ``sharedstorage``). It knows nova's files, not Glance; the
+CLI is ``glance_ext.cmd.cache_manager``.
 """

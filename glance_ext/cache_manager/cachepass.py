@@ -25,6 +25,7 @@ Order of a pass and why:
 7. purge quarantined files past the grace period.
 """
 
+import enum
 import os
 import time
 from typing import Dict, List, Optional
@@ -44,15 +45,31 @@ from glance_ext.cache_manager import sharedstorage
 
 LOG = logging.getLogger(__name__)
 
-# Entry states, as reported and exported as metric labels.
-IN_USE = 'in-use'
-TOO_YOUNG = 'too-young'
-REMOVABLE = 'removable'        # dry run: would be quarantined
-QUARANTINED = 'quarantined'    # moved to quarantine this pass
-KEPT = 'kept'                  # removable but a pass-wide block applies
-LOCKED = 'locked'              # nova held its lock: next pass
-UNKNOWN = 'unknown'            # not a name nova creates: never touched
-GONE = 'gone'                  # vanished during the pass
+
+class FileState(str, enum.Enum):
+    """What a pass decided about a cache file (report and metric label)."""
+
+    IN_USE = 'in-use'
+    TOO_YOUNG = 'too-young'
+    REMOVABLE = 'removable'        # dry run: would be quarantined
+    QUARANTINED = 'quarantined'    # moved to quarantine this pass
+    KEPT = 'kept'                  # removable but a pass-wide block applies
+    LOCKED = 'locked'              # nova held its lock: next pass
+    UNKNOWN = 'unknown'            # not a name nova creates: never touched
+    GONE = 'gone'                  # vanished during the pass
+
+    def __str__(self) -> str:
+        return self.value
+
+
+IN_USE = FileState.IN_USE
+TOO_YOUNG = FileState.TOO_YOUNG
+REMOVABLE = FileState.REMOVABLE
+QUARANTINED = FileState.QUARANTINED
+KEPT = FileState.KEPT
+LOCKED = FileState.LOCKED
+UNKNOWN = FileState.UNKNOWN
+GONE = FileState.GONE
 
 BATCH = 200                    # locks held at once (one fd each)
 
@@ -79,7 +96,7 @@ class Entry:
         return {'name': self.name, 'class': self.kind.value,
                 'bytes_on_disk': self.size,
                 'age_seconds': None if self.age is None else round(self.age),
-                'minimum_age_seconds': self.max_age, 'state': self.state,
+                'minimum_age_seconds': self.max_age, 'state': self.state.value,
                 'in_use_by': self.users, 'reason': self.reason,
                 'image': self.image,
                 'deleted_in_glance': self.deleted_in_glance}
@@ -110,7 +127,7 @@ class PassResult:
     def totals_by_state(self) -> Dict[str, tuple]:
         out: Dict[str, list] = {}
         for e in self.entries.values():
-            t = out.setdefault(e.state, [0, 0])
+            t = out.setdefault(e.state.value, [0, 0])
             t[0] += 1
             t[1] += e.size
         return {k: tuple(v) for k, v in out.items()}

@@ -20,7 +20,7 @@ shared storage itself, so no extra service is needed; any tooz backend URL
 lock name includes a storage id created once on the storage, so one
 coordination service can serve many storages.
 
-The connection goes through ``glance_ext.coordination``: an unreachable
+The connection goes through ``glance_ext.common.coordination``: an unreachable
 backend is reported at once (the pass then only reports, and says why),
 the lock is refreshed by a thread that never blocks the end of the pass,
 and ``still_leading`` tells a pass whose backend stopped confirming the
@@ -36,7 +36,7 @@ from typing import Optional
 
 from oslo_log import log as logging
 
-from glance_ext import coordination
+from glance_ext.common import coordination
 
 LOG = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def storage_id(state_dir: str) -> str:
 class Election:
     """Holds the tooz lock of this storage for the duration of a pass.
 
-    Raises ``coordination.CoordinationUnavailable`` (or another
+    Raises ``exceptions.CoordinationUnavailable`` (or another
     ``ToolUnavailable``) when the backend cannot be used.
     """
 

@@ -37,11 +37,6 @@ def lock_dir(instances_path: str) -> str:
     return os.path.join(instances_path, 'locks')
 
 
-def lock_file(instances_path: str, name: str) -> str:
-    """The path of nova's lock file for cache entry ``name``."""
-    return os.path.join(lock_dir(instances_path), NOVA_LOCK_PREFIX + name)
-
-
 class NovaLocks:
     """A set of nova's cache locks held together by this process."""
 

@@ -27,14 +27,11 @@ import time
 from typing import Dict, List, Optional
 
 from oslo_log import log as logging
+from glance_ext.exceptions import QuarantineError
 
 LOG = logging.getLogger(__name__)
 
 META_SUFFIX = '.json'
-
-
-class QuarantineError(Exception):
-    """A quarantine operation that cannot be done as asked."""
 
 
 class Quarantine:

@@ -16,15 +16,7 @@ import json
 from typing import List
 
 from glance_ext.cache_manager import cachepass
-
-
-def human_bytes(n: int) -> str:
-    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
-        if abs(n) < 1024 or unit == 'TiB':
-            return ('%d %s' % (n, unit)) if unit == 'B' else \
-                '%.1f %s' % (n, unit)
-        n /= 1024.0
-    return str(n)
+from glance_ext.common import sizes
 
 
 def human_age(seconds) -> str:
@@ -59,7 +51,7 @@ def as_table(result: cachepass.PassResult) -> str:
         age = e.age
         if age is None:
             age = result.started - e.mtime
-        rows.append((e.name, e.kind.value, human_bytes(e.size),
+        rows.append((e.name, e.kind.value, sizes.human(e.size),
                      human_age(age), e.state, _detail(e)))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ['  '.join(c.ljust(w) for c, w in zip(r[:5], widths)) + '  '
@@ -67,7 +59,7 @@ def as_table(result: cachepass.PassResult) -> str:
     lines.append('')
     for state, (count, size) in sorted(result.totals_by_state().items()):
         lines.append('%-12s %6d files  %s' % (state, count,
-                                              human_bytes(size)))
+                                              sizes.human(size)))
     lines.append('disks scanned: %d' % result.disks_scanned)
     if result.storage:
         lines.append('storage: %s (%s)' % (
@@ -82,14 +74,14 @@ def as_table(result: cachepass.PassResult) -> str:
                      % (name, ', '.join(users)))
     for path, alloc, want in result.underallocated:
         lines.append('not fully allocated: %s (%s of %s)'
-                     % (path, human_bytes(alloc), human_bytes(want)))
+                     % (path, sizes.human(alloc), sizes.human(want)))
     if result.quarantined:
         lines.append('quarantined: %d files, %s' % (
-            len(result.quarantined), human_bytes(result.reclaimed_bytes)))
+            len(result.quarantined), sizes.human(result.reclaimed_bytes)))
     if result.purged:
         lines.append('%s: %d files, %s' % (
             'would purge' if result.dry_run else 'purged',
-            len(result.purged), human_bytes(result.purged_bytes)))
+            len(result.purged), sizes.human(result.purged_bytes)))
     return '\n'.join(lines)
 
 

@@ -9,3 +9,12 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
+
+"""The command-line tools: ``glance-ext`` and ``glance-ext-cache-manager``.
+
+Each sub-command is a module with ``register(subparsers)``; ``main`` lists
+them. They sit on top of the engines (and of the plugins' helpers where a
+command acts on a Glance configuration, as ``paste-config`` does), share
+the OpenStack daemon options through ``common``, and map glance_ext's
+error kinds to exit statuses.
+"""

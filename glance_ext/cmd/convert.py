@@ -30,19 +30,17 @@ from typing import List, Optional, Sequence
 
 from oslo_config import cfg
 
+from glance_ext import exceptions
 from glance_ext.cmd import common
-
+from glance_ext.common import sizes
 from glance_ext.conversion import engine as engine_mod
 from glance_ext.conversion import options
-from glance_ext.conversion import preflight
 from glance_ext.conversion import progress as progress_mod
-from glance_ext.conversion.settings import Settings, SettingsError
+from glance_ext.conversion.settings import Settings
 from glance_ext.conversion import slots
-from glance_ext.conversion import store_check
 from glance_ext.conversion import target as target_mod
 from glance_ext.inspection import options as validate_options
 from glance_ext.inspection import policy as policy_mod
-from glance_ext.inspection import qemu_check
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -117,8 +115,8 @@ class Bar:
 
     def __call__(self, p: progress_mod.Progress) -> None:
         text = "%s %5.1f%% (%s of %s)" % (
-            p.phase, p.percent, preflight.human(p.done_bytes),
-            preflight.human(p.total_bytes))
+            p.phase, p.percent, sizes.human(p.done_bytes),
+            sizes.human(p.total_bytes))
         if self.tty:
             width = 30
             filled = int(width * p.percent / 100)
@@ -167,32 +165,28 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings, policy = load(args.config_file, overrides,
                                 args.config_dir)
-    except (SettingsError, policy_mod.PolicyError, cfg.Error) as exc:
+    except (exceptions.ConfigurationError, cfg.Error) as exc:
         return _usage(str(exc))
     engine = engine_mod.ConversionEngine(settings, policy)
     try:
         report = engine.inspect_source(args.source, args.claimed_format,
                                        "bare")
-    except engine_mod.SourceRejected as exc:
+    except exceptions.ImageRefused as exc:
         return _fail("source refused by inspection: %s" % exc)
-    except qemu_check.EngineUnavailable as exc:
+    except exceptions.ToolUnavailable as exc:
         return _usage("cannot run qemu-img: %s" % exc)
     except OSError as exc:
         return _usage("cannot read %s: %s" % (args.source, exc.strerror))
     detected = report.detected_format
+    choice = Settings(default_format=args.to, source_format_rules=()) \
+        if args.to else settings
     try:
-        if args.to:
-            decision = target_mod.choose(
-                Settings(default_format=args.to, source_format_rules=()),
-                detected, [])
-        else:
-            decision = target_mod.choose(settings, detected, args.for_store)
-    except target_mod.TargetError as exc:
+        decision = target_mod.decide(choice, detected,
+                                     [] if args.to else args.for_store,
+                                     args.source,
+                                     report.disk_format or detected)
+    except exceptions.TargetError as exc:
         return _fail(str(exc))
-    if not decision.convert:
-        decision = target_mod.normalize(
-            decision, detected,
-            store_check.refusal(args.source, report.disk_format or detected))
     result = {"source": args.source, "source_format": detected,
               "decision": decision.reason}
     if not decision.convert:
@@ -207,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         outcome = engine.convert(
             args.source, detected, args.output, decision.target_format,
             on_progress=bar, on_wait=bar.waiting if bar else None)
-    except engine_mod.ConversionError as exc:
+    except exceptions.GlanceExtError as exc:
         if bar:
             bar.done()
         return _fail("conversion refused or failed: %s" % exc)
@@ -234,7 +228,7 @@ def _text(o: engine_mod.Outcome) -> str:
         row("converted", "%s -> %s" % (o.source_format, o.target_format)),
         row("output", o.output_path),
         row("virtual size", o.virtual_size),
-        row("output size", "%d (%s)" % (o.size, preflight.human(o.size))),
+        row("output size", "%d (%s)" % (o.size, sizes.human(o.size))),
         row("measured need", o.required_bytes),
         row("cache mode", o.cache_mode),
         row("convert time", "%.2fs" % o.convert_seconds),

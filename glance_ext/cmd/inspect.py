@@ -28,12 +28,12 @@ from typing import List, Optional, Sequence
 
 from oslo_config import cfg
 
+from glance_ext import exceptions
 from glance_ext import guest as guest_mod
 from glance_ext.cmd import common
 from glance_ext.inspection import engine as engine_mod
 from glance_ext.inspection import options
 from glance_ext.inspection import policy as policy_mod
-from glance_ext.inspection import qemu_check
 from glance_ext.inspection.report import Report
 
 EXIT_ACCEPTED = 0
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = engine_mod.Engine(policy).inspect(
             args.file, args.claimed_format, args.container_format, props)
-    except qemu_check.EngineUnavailable as exc:
+    except exceptions.ToolUnavailable as exc:
         return _usage("cannot run qemu-img: %s" % exc)
     except OSError as exc:
         return _usage("cannot read %s: %s" % (args.file, exc.strerror))

@@ -162,16 +162,9 @@ def _print_up(state: service.State) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args, _conf(args.config_file, args.config_dir))
-        if args.action == "up":
-            state = service.up(settings)
-            if args.format == "json":
-                print(json.dumps(service.status(settings.state_dir),
-                                 indent=2, sort_keys=True))
-            else:
-                _print_up(state)
-            return 0
-        if args.action == "restart":
-            state = service.restart(settings.state_dir, node=args.node)
+        if args.action in ("up", "restart"):
+            state = service.up(settings) if args.action == "up" else \
+                service.restart(settings.state_dir, node=args.node)
             if args.format == "json":
                 print(json.dumps(service.status(settings.state_dir),
                                  indent=2, sort_keys=True))

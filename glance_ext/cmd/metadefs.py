@@ -25,6 +25,7 @@ import sys
 import warnings
 from typing import List, Tuple
 
+from glance_ext import exceptions
 from glance_ext.metadefs import catalog as catalog_mod
 
 EXIT_OK = 0
@@ -127,7 +128,7 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         args.directory = _directory(args.directory)
         problems = check.check_directory(args.directory)
-    except (catalog_mod.CatalogError, RuntimeError) as e:
+    except (catalog_mod.CatalogError, exceptions.ToolUnavailable) as e:
         print("error: %s" % e, file=sys.stderr)
         return EXIT_USAGE
     errors = [p for p in problems if p.severity == check.ERROR]

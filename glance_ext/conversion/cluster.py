@@ -37,13 +37,17 @@ from typing import Optional
 
 from oslo_log import log as logging
 
-from glance_ext import coordination
+from glance_ext.common import coordination
 
 LOG = logging.getLogger(__name__)
 
 LOCK_PREFIX = b"/glance-ext/convert/slot-"
 PURPOSE = ("the cluster-wide conversion cap ([glance_ext_convert] "
            "coordination_url)")
+# What the user and the operator can do while the backend is away.
+THEN = ("import the image again once it is back (or set "
+        "[glance_ext_convert] coordination_unreachable = host_limits to "
+        "convert under the per-host limit meanwhile)")
 
 
 def lock_name(index: int) -> bytes:
@@ -89,12 +93,12 @@ class ClusterSlots:
 
     def try_acquire(self) -> Optional[ClusterSlot]:
         """A free slot, or None when all are held. Raises
-        ``coordination.CoordinationUnavailable`` (unreachable) or
+        ``exceptions.CoordinationUnavailable`` (unreachable) or another
         ``exceptions.ToolUnavailable`` (driver missing)."""
         try:
             if self._session is None:
-                self._session = coordination.Session(self.url, self.member,
-                                                     PURPOSE)
+                self._session = coordination.Session(
+                    self.url, self.member, PURPOSE, then=THEN)
             for index in range(self.max_concurrent):
                 lock = self._session.try_lock(lock_name(index))
                 if lock is not None:

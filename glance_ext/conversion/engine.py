@@ -36,7 +36,6 @@ from typing import Callable, Optional
 from oslo_log import log as logging
 from oslo_utils import units
 
-from glance_ext import exceptions
 from glance_ext.conversion import cluster as cluster_mod
 from glance_ext.conversion import preflight
 from glance_ext.conversion import process
@@ -50,20 +49,9 @@ from glance_ext.inspection import engine as inspection_engine
 from glance_ext.inspection import policy as policy_mod
 from glance_ext.inspection.report import Report
 from glance_ext.qemu import runner
+from glance_ext.exceptions import SourceRejected
 
 LOG = logging.getLogger(__name__)
-
-# Errors the engine raises; their text is safe to show to API users.
-# (QemuImgError covers info/measure; its text names no host path.)
-# ToolUnavailable: the cluster-wide cap's backend cannot be used (an
-# environment fault; its text names the backend without credentials).
-ConversionError = (preflight.InsufficientSpace, slots_mod.SlotTimeout,
-                   runner.QemuImgError, verify_mod.VerificationFailed,
-                   target_mod.TargetError, exceptions.ToolUnavailable)
-
-
-class SourceRejected(Exception):
-    """The source failed inspection; message is the inspection reason."""
 
 
 @dataclasses.dataclass

@@ -20,14 +20,11 @@ the import is refused with a message that names the numbers.
 """
 
 import dataclasses
-import os
 
-
+from glance_ext.common.sizes import human
+from glance_ext.common.space import free_bytes
+from glance_ext.exceptions import InsufficientSpace
 from glance_ext.qemu import runner
-
-
-class InsufficientSpace(Exception):
-    """Not enough free space in the staging directory; message says how much."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,12 +36,6 @@ class SpacePlan:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def free_bytes(directory: str) -> int:
-    """Bytes an unprivileged writer may still use in ``directory``."""
-    st = os.statvfs(directory)
-    return st.f_bavail * st.f_frsize
 
 
 def measure(qemu: runner.QemuImg, path: str, source_format: str,
@@ -85,15 +76,3 @@ def plan(qemu: runner.QemuImg, path: str, source_format: str,
             % (human(base), margin_percent, human(reserve_bytes),
                human(needed), human(free)))
     return result
-
-
-def human(nbytes: int) -> str:
-    """1536 -> '1.5 KiB'; for messages operators read."""
-    value = float(nbytes)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            if unit == "bytes":
-                return "%d bytes" % nbytes
-            return "%.1f %s" % (value, unit)
-        value /= 1024
-    return "%d bytes" % nbytes

@@ -43,6 +43,8 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from oslo_log import log as logging
 
+from glance_ext import exceptions
+from glance_ext.common import exits
 from glance_ext.conversion import progress as progress_mod
 from glance_ext.qemu import formats
 from glance_ext.qemu import runner
@@ -62,9 +64,8 @@ class Tuning:
     ionice_level: int = 7
 
 
-class ConvertError(runner.QemuImgError):
-    """Same kinds as QemuImgError: failed, limit, timeout, missing,
-    cancelled."""
+# A conversion fails like any qemu-img call (glance_ext.exceptions).
+ConvertError = exceptions.QemuImgError
 
 
 def supports_direct_io(directory: str) -> bool:
@@ -194,8 +195,7 @@ def spawn(command: Sequence[str], bounds: runner.Limits, nice: int = 0,
     try:
         argv = runner.limited_command(command, bounds)
     except runner.InterpreterUnusable as exc:
-        raise ConvertError("missing", "%s cannot be used on this host: %s"
-                           % (exc.tool, exc.reason), fix=exc.fix)
+        raise runner.unusable_interpreter(exc)
     try:
         return subprocess.Popen(argv,
                                 stdin=subprocess.DEVNULL, stdout=stdout,
@@ -204,7 +204,7 @@ def spawn(command: Sequence[str], bounds: runner.Limits, nice: int = 0,
                                 preexec_fn=_child_setup(nice),
                                 close_fds=True)
     except OSError as exc:
-        raise ConvertError("missing", "cannot run %s: %s" % (
+        raise runner.missing("cannot run %s: %s" % (
             os.path.basename(str(command[0])), exc.strerror or exc))
 
 
@@ -226,6 +226,8 @@ class _Child:
         self.parser = progress_mod.ProgressParser()
         self.stderr: List[bytes] = []
         self.open_streams = 2
+        # CPU seconds it used, read when it exits (common.exits.wait).
+        self.cpu_seconds: Optional[float] = None
 
     def keep_stderr(self, data: bytes) -> None:
         if sum(len(c) for c in self.stderr) < 65536:
@@ -304,13 +306,14 @@ def run_group(commands: Sequence[Sequence[str]], bounds: runner.Limits,
               wait_seconds=bounds.timeout_seconds)
     elapsed = time.monotonic() - start
     if killed_for == "timeout":
-        raise ConvertError("timeout", "qemu-img convert did not finish "
-                           "within %ds and was killed"
-                           % int(bounds.timeout_seconds),
-                           stderr=_all_stderr(children))
+        raise exceptions.qemu_error(
+            "timeout", "qemu-img convert did not finish within %ds and was "
+            "killed" % int(bounds.timeout_seconds),
+            stderr=_all_stderr(children))
     if killed_for == "cancelled":
-        raise ConvertError("cancelled", "the conversion was cancelled",
-                           stderr=_all_stderr(children))
+        raise exceptions.qemu_error("cancelled",
+                                    "the conversion was cancelled",
+                                    stderr=_all_stderr(children))
     for child in ([failed] if failed else []) + children:
         if child.proc.returncode != 0:
             raise _failure(child, bounds)
@@ -324,7 +327,9 @@ def _exit_status(child: _Child, timeout: float) -> Optional[int]:
     """The exit status of a child whose output has closed (it is exiting);
     None if it has not exited within ``timeout``."""
     try:
-        return child.proc.wait(timeout=max(0.1, min(timeout, 10)))
+        returncode, child.cpu_seconds = exits.wait(
+            child.proc, timeout=max(0.1, min(timeout, 10)))
+        return returncode
     except subprocess.TimeoutExpired:
         return None
 
@@ -352,41 +357,5 @@ def _all_stderr(children: Sequence[_Child]) -> str:
 
 
 def _failure(child: _Child, bounds: runner.Limits) -> ConvertError:
-    rc = child.proc.returncode
-    stderr = child.stderr_text
-    if rc < 0:
-        return ConvertError(
-            "limit" if -rc in (signal.SIGXCPU, signal.SIGXFSZ,
-                               signal.SIGSEGV, signal.SIGABRT) else "killed",
-            "qemu-img convert was killed by signal %d%s"
-            % (-rc, _signal_hint(-rc, bounds)), returncode=rc, stderr=stderr)
-    kind = "failed"
-    if "failed to execute" in stderr:
-        kind = "missing"
-    elif "File too large" in stderr or "No space left" in stderr:
-        kind = "limit"
-    return ConvertError(kind, "qemu-img convert exited with status %d%s"
-                        % (rc, _stderr_hint(stderr)), returncode=rc,
-                        stderr=stderr)
-
-
-def _signal_hint(signum: int, bounds: runner.Limits) -> str:
-    if signum == signal.SIGXCPU:
-        return " (CPU limit of %ds reached)" % bounds.cpu_seconds
-    if signum == signal.SIGXFSZ:
-        return " (output grew past the measured size)"
-    if signum in (signal.SIGSEGV, signal.SIGABRT):
-        return " (memory limit of %d MiB reached)" % (
-            bounds.address_space_bytes // (1024 * 1024))
-    if signum == signal.SIGKILL:
-        return " (killed from outside)"
-    return ""
-
-
-def _stderr_hint(stderr: str) -> str:
-    # Only fixed phrases, never qemu's text: it may name host paths.
-    if "No space left" in stderr:
-        return " (no space left in the staging area)"
-    if "File too large" in stderr:
-        return " (output grew past the measured size)"
-    return ""
+    return runner.exit_error("qemu-img convert", child.proc.returncode,
+                             child.stderr_text, bounds, child.cpu_seconds)

@@ -26,12 +26,9 @@ from typing import Dict, FrozenSet, Optional, Tuple
 from oslo_config import cfg
 from oslo_utils import units
 
-from glance_ext import coordination
+from glance_ext.common import coordination
 from glance_ext.conversion import options
-
-
-class SettingsError(ValueError):
-    """An option has an invalid value; the message names it."""
+from glance_ext.exceptions import SettingsError
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,13 +87,13 @@ class Settings:
         if self.coordination_url:
             scheme = self.coordination_url.split("://", 1)[0] \
                 if "://" in self.coordination_url else ""
-            known = tooz_backends()
-            if not scheme or (known and scheme not in known):
+            backends = tooz_backends()
+            if not scheme or (backends and scheme not in backends):
                 raise SettingsError(
                     "%s coordination_url: %r is not a tooz backend URL "
                     "(SCHEME://HOST:PORT with SCHEME one of %s)"
                     % (where, coordination.redact(self.coordination_url),
-                       ", ".join(sorted(known)) or "tooz's backends"))
+                       ", ".join(sorted(backends)) or "tooz's backends"))
         for source, rule in self.source_format_rules:
             if rule != options.KEEP and rule not in known:
                 raise SettingsError(

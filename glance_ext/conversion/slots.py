@@ -40,24 +40,21 @@ import enum
 import errno
 import fcntl
 import os
-import re
 import socket
 import time
 from typing import Callable, Optional
 
 from oslo_log import log as logging
 
+from glance_ext.common.names import file_safe
 from glance_ext import exceptions
+from glance_ext.exceptions import SlotTimeout
 
 LOG = logging.getLogger(__name__)
 
 # A host-slot poll is a few syscalls; a cluster-slot poll is a round trip
 # to the backend per slot, so it polls less often.
 CLUSTER_POLL_SECONDS = 1.0
-
-
-class SlotTimeout(Exception):
-    """No slot became free in time; the message says how busy the host is."""
 
 
 class Slot:
@@ -160,11 +157,6 @@ class HostSlots:
             if on_wait is not None:
                 on_wait(waited)
             time.sleep(self.poll_seconds)
-
-
-def file_safe(name: str) -> str:
-    """``name`` usable as a file name prefix (host names are already)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:128] or "node"
 
 
 class Scope(str, enum.Enum):

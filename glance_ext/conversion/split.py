@@ -53,6 +53,7 @@ from typing import ContextManager, Iterator, List, Optional, Sequence
 from oslo_log import log as logging
 from oslo_utils import units
 
+from glance_ext import exceptions
 from glance_ext.conversion import process
 from glance_ext.conversion import progress as progress_mod
 from glance_ext.qemu import formats
@@ -296,7 +297,7 @@ def nbd_export(qemu_nbd: str, path: str, image_format: str, cache_mode: str,
         deadline = time.monotonic() + ready_seconds
         while not os.path.exists(socket_path):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise process.ConvertError(
+                raise exceptions.qemu_error(
                     "failed", "qemu-nbd did not start serving the output "
                     "(status %s)" % proc.poll(), stderr=_read(log_path))
             time.sleep(0.01)
@@ -314,7 +315,7 @@ def nbd_export(qemu_nbd: str, path: str, image_format: str, cache_mode: str,
             proc.wait(timeout=10)
             rc = None
         if rc != 0:
-            raise process.ConvertError(
+            raise exceptions.qemu_error(
                 "failed", "qemu-nbd, which wrote the qcow2 output, ended "
                 "with status %s" % rc, returncode=rc, stderr=_read(log_path))
     finally:

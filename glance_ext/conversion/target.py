@@ -24,10 +24,8 @@ from typing import Optional, Sequence
 
 from glance_ext.conversion import options
 from glance_ext.conversion.settings import Settings
-
-
-class TargetError(ValueError):
-    """No single target format fits the import; the message says why."""
+from glance_ext.conversion import store_check
+from glance_ext.exceptions import TargetError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +96,20 @@ def normalize(decision: Decision, source_format: str,
         return decision
     return Decision(source_format, "re-written as %s because %s"
                     % (source_format, store_refusal))
+
+
+def decide(settings: Settings, source_format: str,
+           stores: Sequence[Optional[str]], path: str,
+           stored_as: str) -> Decision:
+    """The conversion decision for ``path`` (detected as ``source_format``,
+    to be stored as ``stored_as``): ``choose``, then ``normalize`` against
+    Glance's own store check. The plugin and ``glance-ext convert`` both
+    decide here."""
+    decision = choose(settings, source_format, stores)
+    if not decision.convert:
+        decision = normalize(decision, source_format,
+                             store_check.refusal(path, stored_as))
+    return decision
 
 
 def output_options(settings: Settings, target: str) -> Sequence[str]:

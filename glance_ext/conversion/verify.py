@@ -28,6 +28,7 @@ from glance_ext.inspection import engine as inspection_engine
 from glance_ext.inspection import policy as policy_mod
 from glance_ext.inspection.report import Report
 from glance_ext.qemu import runner
+from glance_ext.exceptions import VerificationFailed
 
 LOG = logging.getLogger(__name__)
 
@@ -38,10 +39,6 @@ ACCEPTABLE_DETECTIONS = {
 }
 OUTPUT_POLICY_FORMATS = frozenset(["raw", "qcow2", "vmdk", "vhd", "vhdx",
                                    "vdi", "iso", "gpt"])
-
-
-class VerificationFailed(Exception):
-    """The output is not what was asked for; the message says how."""
 
 
 @dataclasses.dataclass

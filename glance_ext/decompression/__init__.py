@@ -10,5 +10,12 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Decompression of staged images: codec detection by magic bytes and
-bounded streaming (output size, compression ratio, free space)."""
+"""The decompression engine: compressed image data, found and expanded
+within limits.
+
+Codec detection by magic bytes (``codecs``: gzip, bzip2, xz, zstd,
+single-member zip), bounded streaming to a sparse file (``stream``:
+output size, compression ratio and free-space limits, so a bomb is refused
+early) and the settings of ``[glance_ext_decompress]`` (``settings``).
+Behind the ``glance_ext_decompress`` plugin; knows nothing of Glance.
+"""

@@ -36,8 +36,10 @@ from typing import Callable, Iterator, Optional
 from oslo_utils import units
 import zstandard
 
-from glance_ext.conversion import preflight
+from glance_ext.common import sizes
+from glance_ext.common import space
 from glance_ext.decompression import codecs
+from glance_ext.exceptions import DecompressionRefused, InsufficientSpace
 
 CHUNK = 1 * units.Mi
 # Compressed bytes read ahead of the decoder: small, so the ratio check
@@ -45,10 +47,6 @@ CHUNK = 1 * units.Mi
 READ_AHEAD = 64 * units.Ki
 _ZEROS = bytes(CHUNK)
 SPACE_CHECK_EVERY = 64 * units.Mi
-
-
-class DecompressionRefused(Exception):
-    """A limit was hit or the archive is unacceptable; message says which."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,13 +323,14 @@ def _write_sparse(chunks, dst, limits, counting, compressed_size, is_zip,
                 allocated += n
                 if allocated >= next_space_check:
                     next_space_check = allocated + SPACE_CHECK_EVERY
-                    free = preflight.free_bytes(directory)
+                    free = space.free_bytes(directory)
                     if free < limits.free_space_reserve:
-                        raise DecompressionRefused(
+                        # The host's limit, not the image's fault.
+                        raise InsufficientSpace(
                             "the staging area is nearly full (%s free, %s "
                             "must stay free); refused while decompressing"
-                            % (preflight.human(free),
-                               preflight.human(limits.free_space_reserve)))
+                            % (sizes.human(free),
+                               sizes.human(limits.free_space_reserve)))
             if on_progress is not None:
                 on_progress(total, consumed)
         os.ftruncate(fd, total)

@@ -13,7 +13,7 @@
 """Guest inspection: what OS an image holds, and the Image Guide checks.
 
 ``inspect_guest(path, disk_format)`` is the entry point for
-``glance-ext inspect`` and (later) the inject plugin. It reads the image
+``glance-ext inspect`` and the inject plugin. It reads the image
 in a resource-limited worker process (see ``worker``) and returns a
 ``GuestReport``.
 """
@@ -21,6 +21,7 @@ in a resource-limited worker process (see ``worker``) and returns a
 import os
 
 from glance_ext.guest.report import GuestReport
+from glance_ext.exceptions import GuestInspectionError
 
 __all__ = ["GuestReport", "GuestInspectionError", "inspect_guest",
            "SUPPORTED_FORMATS"]
@@ -30,10 +31,6 @@ __all__ = ["GuestReport", "GuestInspectionError", "inspect_guest",
 # package first, starts without oslo.config.
 SUPPORTED_FORMATS = frozenset(("raw", "iso", "gpt", "ami", "qcow2", "vmdk",
                                "vhd", "vhdx", "vdi"))
-
-
-class GuestInspectionError(ValueError):
-    """The request itself is wrong (missing file, unsupported format)."""
 
 
 def inspect_guest(path: str, disk_format: str,

@@ -21,8 +21,9 @@ the root filesystem is unreadable) or ``n/a``.
 """
 
 import dataclasses
+import enum
 import re
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from glance_ext.guest import guesttree
 
@@ -37,16 +38,69 @@ _HWADDR = re.compile(r"^\s*HWADDR\s*=", re.M)
 _CONSOLE = re.compile(r"console=ttyS0\b")
 
 
+class CheckStatus(str, enum.Enum):
+    """The result of one check, in the order reports list them."""
+
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+    PASS = "pass"
+    NOT_APPLICABLE = "n/a"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Severity(str, enum.Enum):
+    """How much a failed check matters, most first."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclasses.dataclass
 class Check:
+    """One Image Guide check and what the engine found.
+
+    It crosses the worker's process boundary as JSON (``to_dict``,
+    ``from_dict``); item access reads that JSON shape, for the readers of
+    a report dict.
+    """
+
     id: str
     title: str
-    severity: str
-    status: str
+    severity: Severity
+    status: CheckStatus
     evidence: List[str]
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    def __post_init__(self) -> None:
+        self.severity = Severity(self.severity)
+        self.status = CheckStatus(self.status)
+
+    @property
+    def failed(self) -> bool:
+        return self.status is CheckStatus.FAIL
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"id": self.id, "title": self.title,
+                "severity": self.severity.value,
+                "status": self.status.value,
+                "evidence": list(self.evidence)}
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Check":
+        return cls(id=data["id"], title=data.get("title", ""),
+                   severity=data["severity"], status=data["status"],
+                   evidence=list(data.get("evidence") or ()))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_dict().get(key, default)
 
 
 @dataclasses.dataclass
@@ -319,6 +373,6 @@ def run_checks(ctx: Context) -> List[Check]:
             check.evidence += ["could not read: %s" % f[:200]
                                for f in failures[:3]]
             if check.status == "pass":
-                check.status = "unknown"
+                check.status = CheckStatus.UNKNOWN
         out.append(check)
     return out

@@ -34,7 +34,8 @@ import tempfile
 import time
 from typing import Dict, List, Optional
 
-from glance_ext import exceptions
+from glance_ext.exceptions import (DiskError, QemuNbdUnavailable,
+                                   ReadBudgetExceeded)
 from glance_ext.guest import nbd_client
 from glance_ext.qemu import formats
 
@@ -48,18 +49,6 @@ SUPPORTED_FORMATS = RAW_FORMATS | CONTAINER_FORMATS
 # Drivers with a backing-file concept: the engine opens them with
 # ``"backing": null`` so qemu never opens a second file.
 _HAS_BACKING = frozenset(("qcow2", "vmdk"))
-
-
-class DiskError(Exception):
-    """The virtual disk cannot be opened or read as asked."""
-
-
-class QemuNbdUnavailable(DiskError, exceptions.ToolUnavailable):
-    """qemu-nbd cannot be run on this host: not the image's fault."""
-
-
-class ReadBudgetExceeded(DiskError):
-    """The engine asked for more bytes than the per-image budget allows."""
 
 
 class _RawFile:

@@ -45,12 +45,8 @@ SINGLE_FILE_VMDK = ("monolithicSparse", "streamOptimized")
 NO_FS_TYPES = ("BIOS boot", "Microsoft reserved")
 
 
-class InspectionError(Exception):
-    """The image cannot be inspected at all (bad format, unsafe, missing)."""
-
-
-class QemuImgUnavailable(InspectionError, exceptions.ToolUnavailable):
-    """qemu-img cannot be run on this host: not the image's fault."""
+# The image cannot be inspected at all (bad format, unsafe container).
+InspectionError = exceptions.GuestInspectionError
 
 
 def _precheck(path: str, disk_format: str) -> Optional[int]:
@@ -65,9 +61,10 @@ def _precheck(path: str, disk_format: str) -> Optional[int]:
         info = qemu_img.info(path, disk_format)
     except runner.QemuImgError as exc:
         if exc.kind == "missing":
-            raise QemuImgUnavailable("qemu-img is needed to inspect %s "
-                                     "images: %s; %s"
-                                     % (disk_format, exc, exc.fix))
+            # The host's problem: its message says what to install or set.
+            raise exceptions.qemu_error(
+                "missing", "qemu-img is needed to inspect %s images: %s"
+                % (disk_format, exc), fix=exc.fix)
         raise InspectionError("qemu-img cannot read the image as %s (%s); "
                               "check its disk_format" % (disk_format, exc))
     if info.get("backing-filename"):

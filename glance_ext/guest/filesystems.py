@@ -29,6 +29,7 @@ import pyfsext
 import pyfsfat
 import pyfsntfs
 import pyfsxfs
+from glance_ext.exceptions import FsError
 
 READERS = {
     "ext2": pyfsext, "ext3": pyfsext, "ext4": pyfsext,
@@ -40,10 +41,6 @@ UNREADABLE = ("btrfs", "crypto_LUKS", "LVM2_member", "swap", "iso9660")
 FAT_DIRECTORY = 0x10
 NTFS_DIRECTORY = 0x10
 NTFS_REPARSE_POINT = 0x400
-
-
-class FsError(Exception):
-    """The filesystem reader failed (corrupt, unsupported or over budget)."""
 
 
 @dataclasses.dataclass

@@ -24,16 +24,9 @@ import posixpath
 from typing import Dict, List, Optional, Tuple
 
 from glance_ext.guest import filesystems
+from glance_ext.exceptions import GuestPathError, NotInGuest
 
 MAX_HOPS = 40
-
-
-class GuestPathError(Exception):
-    """A guest path cannot be resolved (loop, too deep, unreadable)."""
-
-
-class NotInGuest(GuestPathError):
-    """The path does not exist in the guest (or is not a regular file)."""
 
 
 class GuestTree:
@@ -55,10 +48,6 @@ class GuestTree:
         # normpath keeps a leading "//" (POSIX allows it to mean something
         # else); guest mountpoints never do.
         self._mounts["/" + posixpath.normpath(mountpoint).lstrip("/")] = fs
-
-    @property
-    def mountpoints(self) -> List[str]:
-        return sorted(self._mounts)
 
     def _locate(self, path: str) -> Tuple[filesystems.GuestFs, str]:
         best = None

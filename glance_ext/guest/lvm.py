@@ -23,10 +23,7 @@ import os
 from typing import List, Tuple
 
 import pyvslvm
-
-
-class LvmError(Exception):
-    """The volume group cannot be read."""
+from glance_ext.exceptions import LvmError
 
 
 class LogicalVolumeView:

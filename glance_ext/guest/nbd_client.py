@@ -25,6 +25,7 @@ The protocol is documented in the NBD project's ``proto.md``.
 import socket
 import struct
 from typing import Optional
+from glance_ext.exceptions import NbdConnectError, NbdError
 
 NBDMAGIC = 0x4E42444D41474943          # "NBDMAGIC"
 IHAVEOPT = 0x49484156454F5054          # "IHAVEOPT"
@@ -49,14 +50,6 @@ CMD_DISC = 2
 MAX_OPTION_REPLY = 64 * 1024
 # qemu-nbd accepts reads up to 32 MiB; stay well below.
 MAX_READ = 4 * 1024 * 1024
-
-
-class NbdError(Exception):
-    """The NBD server refused a request or broke the protocol."""
-
-
-class NbdConnectError(NbdError):
-    """Nothing listens on the socket (yet)."""
 
 
 class NbdClient:

@@ -12,8 +12,8 @@
 
 """Options of the guest inspection engine: one group, ``[glance_ext_guest]``.
 
-Read from glance-image-import.conf when the (later) inject plugin runs in
-Glance, and by ``glance-ext inspect`` through its ``--config-file``.
+Read from glance-image-import.conf when the inject plugin runs in Glance,
+and by ``glance-ext inspect`` through its ``--config-file``.
 """
 
 from typing import Any, List, Tuple

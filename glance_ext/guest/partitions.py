@@ -24,6 +24,7 @@ import struct
 import uuid
 import zlib
 from typing import List, Optional, Tuple
+from glance_ext.exceptions import PartitionTableError
 
 SECTOR = 512
 MAX_LOGICAL = 64
@@ -54,10 +55,6 @@ MBR_TYPES = {
     0xFD: "Linux RAID",
 }
 _EXTENDED = (0x05, 0x0F, 0x85)
-
-
-class PartitionTableError(Exception):
-    """The partition table is present but cannot be trusted."""
 
 
 @dataclasses.dataclass

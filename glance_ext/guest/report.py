@@ -14,18 +14,20 @@
 
 The worker process produces it as a plain dict (it crosses a process
 boundary as JSON); ``GuestReport`` wraps that dict for callers, for the
-``glance-ext inspect`` text output and, later, for the inject plugin.
+``glance-ext inspect`` text output and for the inject plugin.
 """
 
 import copy
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from glance_ext.guest import eol as eol_mod
 from glance_ext.guest.packages import Kernel
 from glance_ext.guest.packages import Package
 
-STATUS_ORDER = ("fail", "unknown", "pass", "n/a")
-SEVERITY_ORDER = ("error", "warning", "info")
+from glance_ext.guest.checks import Check, CheckStatus, Severity
+
+STATUS_ORDER = tuple(s.value for s in CheckStatus)
+SEVERITY_ORDER = tuple(s.value for s in Severity)
 
 
 class GuestReport:
@@ -59,8 +61,8 @@ class GuestReport:
         return self._data.get("os") or {}
 
     @property
-    def checks(self) -> List[Dict[str, Any]]:
-        return self._data.get("checks") or []
+    def checks(self) -> List[Check]:
+        return [Check.from_dict(c) for c in self._data.get("checks") or ()]
 
     @property
     def inventory(self) -> Optional[Dict[str, Any]]:
@@ -82,13 +84,16 @@ class GuestReport:
         data = self._data.get("eol")
         return eol_mod.EolInfo.from_dict(data) if data else None
 
-    def check(self, check_id: str) -> Optional[Dict[str, Any]]:
-        return next((c for c in self.checks if c["id"] == check_id), None)
+    def check(self, check_id: str) -> Optional[Check]:
+        return next((c for c in self.checks if c.id == check_id), None)
 
-    def failed_checks(self, severity: Optional[str] = None
-                      ) -> List[Dict[str, Any]]:
-        return [c for c in self.checks if c["status"] == "fail" and
-                (severity is None or c["severity"] == severity)]
+    def failed_checks(self, severities: Optional[Iterable[str]] = None
+                      ) -> List[Check]:
+        """The checks that failed, of ``severities`` (all when None)."""
+        wanted = None if severities is None else {
+            Severity(s) for s in severities}
+        return [c for c in self.checks if c.failed and
+                (wanted is None or c.severity in wanted)]
 
     def format_text(self) -> str:
         d = self._data
@@ -138,11 +143,11 @@ class GuestReport:
         if self.checks:
             lines.append("image guide checks:")
             for c in sorted(self.checks, key=lambda c: (
-                    STATUS_ORDER.index(c["status"]),
-                    SEVERITY_ORDER.index(c["severity"]), c["id"])):
+                    STATUS_ORDER.index(c.status.value),
+                    SEVERITY_ORDER.index(c.severity.value), c.id)):
                 lines.append("  %-7s %-17s %-8s %s" % (
-                    c["status"].upper(), c["id"], c["severity"],
-                    "; ".join(c["evidence"])[:160]))
+                    c.status.value.upper(), c.id, c.severity.value,
+                    "; ".join(c.evidence)[:160]))
         for note in d.get("notes") or []:
             lines.append("note: %s" % note)
         return "\n".join(lines)

@@ -45,6 +45,7 @@ from packageurl import PackageURL
 from glance_ext.guest.packages import Package
 from glance_ext.guest.packages import PackageFormat
 from glance_ext.guest.report import GuestReport
+from glance_ext.exceptions import SbomError
 
 SCHEMA = SchemaVersion.V1_6
 PROP = "glance_ext:"
@@ -54,10 +55,6 @@ NAMESPACES = {"opensuse-leap": "opensuse", "opensuse-tumbleweed":
 PURL_TYPES = {PackageFormat.DPKG: "deb", PackageFormat.RPM_SQLITE: "rpm",
               PackageFormat.RPM_BDB: "rpm", PackageFormat.RPM_NDB: "rpm",
               PackageFormat.APK: "apk"}
-
-
-class SbomError(ValueError):
-    """No SBOM can be made: the inventory failed or was not taken."""
 
 
 def purl(pkg: Package, fmt: PackageFormat, distro: Optional[str],

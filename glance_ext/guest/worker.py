@@ -30,9 +30,10 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from glance_ext import exceptions
+from glance_ext.common import exits
 
 # The child side imports only what the engine needs: each import here is
 # paid on every inspection (oslo_concurrency and oslo_log are imported in
@@ -83,7 +84,6 @@ def _failed(path: str, disk_format: str, message: str,
 def run(path: str, disk_format: str,
         settings: WorkerSettings) -> Dict[str, Any]:
     """Inspect ``path`` in a limited worker; always returns a report dict."""
-    from oslo_concurrency import processutils
     from oslo_log import log as logging
 
     from glance_ext.qemu import runner
@@ -98,18 +98,14 @@ def run(path: str, disk_format: str,
            "--inventory-mb", str(settings.inventory_budget_mb
                                  if settings.inventory else 0),
            "--", os.path.abspath(path)]
-    limits = processutils.ProcessLimits(
-        cpu_time=settings.cpu_seconds,
-        address_space=settings.memory_mb * MiB)
-    procs: List[subprocess.Popen] = []
+    limits = runner.Limits(cpu_seconds=settings.cpu_seconds,
+                           address_space_bytes=settings.memory_mb * MiB,
+                           timeout_seconds=settings.timeout_seconds)
     start = time.monotonic()
-    env = runner.child_env()
     try:
-        stdout, stderr = processutils.execute(
-            *cmd, prlimit=limits, python_exec=python,
-            timeout=settings.timeout_seconds, check_exit_code=False,
-            preexec_fn=os.setsid, on_execute=procs.append,
-            env_variables=env, log_errors=processutils.LOG_FINAL_ERROR)
+        done = exits.run(runner.limited_command(cmd, limits, python),
+                         env=runner.child_env(),
+                         timeout=settings.timeout_seconds, new_session=True)
     except OSError as exc:
         raise exceptions.ToolUnavailable(
             tool="the guest inspection worker", reason="cannot run %s: %s"
@@ -117,25 +113,25 @@ def run(path: str, disk_format: str,
             fix="set [wsgi] python_interpreter to the Python of Glance's "
                 "environment")
     except subprocess.TimeoutExpired:
-        for proc in procs:
-            runner.kill_group(proc)
-            proc.wait()
         return _failed(path, disk_format,
                        "the inspection did not finish within %ss and was "
                        "killed" % settings.timeout_seconds,
                        time.monotonic() - start)
-    finally:
-        for proc in procs:
-            # qemu-nbd is in the worker's session: never leave it behind.
-            runner.kill_group(proc)
+    # qemu-nbd is in the worker's session: never leave it behind.
+    exits.kill_group(done.pid)
     elapsed = time.monotonic() - start
-    returncode = procs[0].returncode if procs else 0
-    if returncode < 0:
+    returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
+    ended = exits.classify(returncode, done.cpu_seconds, settings.cpu_seconds)
+    if ended.kind == "limit":
         return _failed(path, disk_format,
-                       "the inspection worker was killed by signal %d "
-                       "(limits: %ds CPU, %d MiB memory)"
-                       % (-returncode, settings.cpu_seconds,
+                       "the inspection worker was killed by %s: its %s "
+                       "limit was reached (limits: %ds CPU, %d MiB memory)"
+                       % (ended.by, ended.limit, settings.cpu_seconds,
                           settings.memory_mb), elapsed)
+    if ended.kind == "killed":
+        return _failed(path, disk_format,
+                       "the inspection worker was killed by %s from outside"
+                       % ended.by, elapsed)
     try:
         report = json.loads(stdout)
     except ValueError:
@@ -151,7 +147,6 @@ def run(path: str, disk_format: str,
 
 
 def main(argv=None) -> int:
-    from glance_ext.guest import disk as disk_mod
     from glance_ext.guest import engine
 
     parser = argparse.ArgumentParser(prog="glance_ext.guest.worker")
@@ -171,7 +166,7 @@ def main(argv=None) -> int:
             max_file_bytes=args.max_file_kb * KiB,
             max_dir_entries=args.max_dir_entries,
             inventory_bytes=args.inventory_mb * MiB)
-    except (engine.InspectionError, disk_mod.DiskError) as exc:
+    except exceptions.GlanceExtError as exc:
         report = _failed(args.path, args.disk_format, str(exc),
                          time.monotonic() - start,
                          TOOL_UNAVAILABLE if isinstance(

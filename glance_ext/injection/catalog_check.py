@@ -22,12 +22,9 @@ pass (nova ignores them too); advisory keys (os_distro) only warn.
 import os
 from typing import Dict, Optional, Tuple
 
+from glance_ext.exceptions import CatalogUnavailable
 from glance_ext.metadefs import catalog as catalog_mod
 from glance_ext.metadefs import rules as rules_mod
-
-
-class CatalogUnavailable(Exception):
-    """The catalog directory cannot be read."""
 
 
 # Compiled rule sets by (directory, mtimes): compiled once per change.

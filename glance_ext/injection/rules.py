@@ -42,6 +42,7 @@ import yaml
 from glance_ext.injection import facts as facts_mod
 from glance_ext.injection import templating
 from glance_ext.metadefs import rules as md_rules
+from glance_ext.exceptions import RuleError
 
 # condition -> how a Facts value is matched.
 CONDITIONS = ("os_type", "os_distro", "os_version", "architecture",
@@ -60,10 +61,6 @@ CORE_ATTRIBUTES = frozenset((
 RESERVED_PREFIX = "os_glance"
 # The plugins' own records (check results, verdicts): never from a rule.
 OWN_PREFIX = "glance_ext_"
-
-
-class RuleError(ValueError):
-    """A rule (or the rules file) is invalid: a configuration error."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,20 +22,9 @@ import re
 from typing import Dict, List, Optional
 
 from glance_ext.injection import facts as facts_mod
+from glance_ext.exceptions import MissingValue, TemplateError
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-
-
-class TemplateError(ValueError):
-    """The template itself is wrong (unknown name, stray brace)."""
-
-
-class MissingValue(LookupError):
-    """A name the template uses has no value for this image."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
 
 
 def variables_used(template: str) -> List[str]:

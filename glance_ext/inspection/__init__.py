@@ -10,4 +10,11 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""The inspection engine: is a disk image what it claims, and safe to open?"""
+"""The inspection engine: is a disk image what it claims, and safe to open?
+
+Behind the ``glance_ext_validate`` plugin and ``glance-ext inspect``:
+format detection (oslo.utils' format inspectors and our own structure
+checks), what qemu's probe would read, a ``qemu-img info`` cross-check
+under limits, the operator's policy, and one structured ``Report``. It
+knows nothing of Glance.
+"""

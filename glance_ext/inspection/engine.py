@@ -36,6 +36,7 @@ from oslo_utils.imageutils import format_inspector as fi
 from oslo_utils import units
 
 import glance_ext
+from glance_ext import exceptions
 from glance_ext.inspection import detection
 from glance_ext.inspection import policy as policy_mod
 from glance_ext.inspection import qemu_check
@@ -100,7 +101,8 @@ class Engine:
                 container_format: Optional[str] = None,
                 properties: Optional[Dict[str, str]] = None) -> Report:
         """Inspect ``path``. Raises only OSError (cannot read the file) and
-        EngineUnavailable (qemu-img missing); every image problem becomes a
+        the qemu-img errors that are no verdict on the image (missing,
+        killed from outside, cancelled); every image problem becomes a
         rejection in the report."""
         start = time.monotonic()
         report = Report(claimed_format=claimed_format,
@@ -108,7 +110,8 @@ class Engine:
                         engine_version=engine_version(self.policy.qemu_img))
         try:
             self._inspect(path, report, properties)
-        except (OSError, qemu_check.EngineUnavailable):
+        except (OSError, exceptions.ToolUnavailable, exceptions.ToolFailed,
+                exceptions.Interrupted):
             raise
         except Exception:
             LOG.exception("inspection engine error")
@@ -161,6 +164,8 @@ class Engine:
                                   block_size=block)
             except runner.QemuImgError as exc:
                 LOG.debug("qemu-img dd failed (%s): %s", exc, exc.stderr)
+                if exc.kind in ("missing", "killed", "cancelled"):
+                    raise
                 report.reject("qemu_open_failed", "qemu-img cannot read the "
                               "guest data of the %s image" % outer)
                 return

@@ -20,7 +20,6 @@ same file so an operator gets the verdict Glance would give.
 from typing import List, Tuple
 
 from oslo_config import cfg
-from oslo_utils import units
 
 GROUP = "glance_ext_validate"
 
@@ -110,6 +109,3 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 def list_opts() -> List[Tuple[str, list]]:
     return [(GROUP, validate_opts)]
-
-
-KIB = units.Ki

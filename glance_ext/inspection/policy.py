@@ -24,6 +24,7 @@ from oslo_utils import units
 
 from glance_ext.inspection import options
 from glance_ext.inspection.report import Report
+from glance_ext.exceptions import PolicyError
 
 # Formats the engine can detect (Glance names, plus ``gpt``).
 KNOWN_FORMATS = frozenset(["raw", "qcow2", "vmdk", "vhd", "vhdx", "vdi",
@@ -42,10 +43,6 @@ STORED_AS = {"gpt": "raw"}
 SIGNATURE_PROPERTIES = ("img_signature", "img_signature_hash_method",
                         "img_signature_key_type",
                         "img_signature_certificate_uuid")
-
-
-class PolicyError(ValueError):
-    """The configured policy is invalid; says which option and why."""
 
 
 @dataclasses.dataclass(frozen=True)

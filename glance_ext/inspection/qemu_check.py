@@ -24,7 +24,6 @@ from typing import Any, Dict, Optional
 
 from oslo_log import log as logging
 
-from glance_ext import exceptions
 from glance_ext.inspection.policy import Policy
 from glance_ext.inspection.report import Report
 from glance_ext.inspection import structure
@@ -37,12 +36,6 @@ LOG = logging.getLogger(__name__)
 # derives the size from CHS geometry for some creators; raw-like formats:
 # qemu reports the file size.)
 SIZE_MUST_AGREE = ("qcow2", "vmdk", "vhdx", "vdi", "luks")
-
-
-class EngineUnavailable(exceptions.ToolUnavailable):
-    """qemu-img cannot be run at all: a host problem, not the image's.
-
-    The message says what to install or set."""
 
 
 def limits_for(policy: Policy) -> runner.Limits:
@@ -59,8 +52,10 @@ def qemu_info(qemu: runner.QemuImg, path: str, detected: str,
         return qemu.info(path, detected)
     except runner.QemuImgError as exc:
         LOG.debug("qemu-img info failed (%s): %s", exc, exc.stderr)
-        if exc.kind == "missing":
-            raise EngineUnavailable("%s; %s" % (exc, exc.fix))
+        if exc.kind in ("missing", "killed", "cancelled"):
+            # Not a verdict on the image: the host could not run qemu-img,
+            # or someone stopped it.
+            raise
         if exc.kind == "limit":
             report.reject("resource_limit", "qemu-img exceeded its resource "
                           "limits (%ds CPU, %d MiB) reading the image"

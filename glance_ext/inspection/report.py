@@ -14,14 +14,27 @@
 
 The same object backs the CLI output, the image properties and the value the
 validate task hands to later plugins (as a plain dict, so it survives
-taskflow storage), so all three always agree.
+taskflow storage; ``Report.from_dict`` turns it back into the object on the
+other side), so all three always agree.
 """
 
 import dataclasses
+import enum
 from typing import Any, Dict, List, Optional
 
-ACCEPTED = "accepted"
-REJECTED = "rejected"
+
+class Verdict(str, enum.Enum):
+    """The validate engine's answer about an image."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ACCEPTED = Verdict.ACCEPTED
+REJECTED = Verdict.REJECTED
 
 # Every image property we write starts with this prefix.
 PROPERTY_PREFIX = "glance_ext_validate_"
@@ -36,6 +49,10 @@ class Finding:
 
     def to_dict(self) -> Dict[str, str]:
         return {"code": self.code, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, str]) -> "Finding":
+        return cls(code=data["code"], message=data["message"])
 
 
 @dataclasses.dataclass
@@ -58,8 +75,8 @@ class Report:
     elapsed_seconds: float = 0.0
 
     @property
-    def verdict(self) -> str:
-        return REJECTED if self.rejections else ACCEPTED
+    def verdict(self) -> Verdict:
+        return Verdict.REJECTED if self.rejections else Verdict.ACCEPTED
 
     @property
     def accepted(self) -> bool:
@@ -85,16 +102,28 @@ class Report:
 
     def to_dict(self) -> Dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["verdict"] = self.verdict
+        data["verdict"] = self.verdict.value
         data["rejections"] = [f.to_dict() for f in self.rejections]
         data["warnings"] = [f.to_dict() for f in self.warnings]
         return data
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Report":
+        """The report ``to_dict`` made (the verdict follows from the
+        rejections, so it is not read)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["rejections"] = [Finding.from_dict(f)
+                                for f in data.get("rejections") or ()]
+        values["warnings"] = [Finding.from_dict(f)
+                              for f in data.get("warnings") or ()]
+        return cls(**values)
 
     def to_properties(self) -> Dict[str, str]:
         """Image properties (strings, as Glance wants) under our prefix."""
         props = {
             "detected_format": self.detected_format or "unknown",
-            "verdict": self.verdict,
+            "verdict": self.verdict.value,
             "engine_version": self.engine_version,
         }
         if self.virtual_size is not None:

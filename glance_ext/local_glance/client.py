@@ -158,6 +158,28 @@ class LocalGlance(object):
             proc = self.glance(*args, stdin=data)
         return parse_table(proc.stdout)["id"]
 
+    def create_and_stage(self, path: str, disk_format: str,
+                         container_format: str = "bare") -> str:
+        """``image-create`` then ``image-stage``: an image ready for a
+        glance-direct import that has not started."""
+        proc = self.glance("image-create", "--disk-format", disk_format,
+                           "--container-format", container_format,
+                           "--name", os.path.basename(path))
+        image_id = parse_table(proc.stdout)["id"]
+        with open(path, "rb") as data:
+            self.glance("image-stage", image_id, stdin=data)
+        return image_id
+
+    def start_import(self, image_id: str) -> subprocess.Popen:
+        """``glance image-import`` in the background, so a caller can watch
+        the import from its first step (the CLI returns only after it has
+        shown the image, when short steps may be over)."""
+        return subprocess.Popen(
+            [GLANCE, "image-import", image_id, "--import-method",
+             "glance-direct"], env=dict(self.env),
+            preexec_fn=_close_stdin, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+
     def stage_and_import(self, image_id: str, path: str) -> None:
         """Re-stage data for an existing (queued) image and import it."""
         with open(path, "rb") as data:

@@ -10,12 +10,12 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""The one error type of local-glance: its text is shown to the user as is."""
+"""The one error type of local-glance: its text is shown to the user as is.
 
+It is defined with every other error in ``glance_ext.exceptions`` (a
+``ToolFailed``); the name stays here for local-glance's modules.
+"""
 
-class LocalGlanceError(Exception):
-    """A failure to set up, start or stop the local Glance.
+from glance_ext.exceptions import LocalGlanceError
 
-    The message must say what went wrong and what to do about it; the CLI
-    prints it without a traceback.
-    """
+__all__ = ["LocalGlanceError"]

@@ -10,4 +10,12 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Metadefs catalog tooling: load, check, coverage against nova, schema-image, validation."""
+"""Metadefs catalog tooling: load, check, generate, and compare with nova.
+
+The catalog (``metadefs/*.json``, installed with the wheel) as data
+(``catalog``), compiled into the rules the API filter enforces
+(``rules``), checked against what Glance's loader would silently accept
+(``check``), generated from nova's and osinfo-db's own data
+(``generators``, ``flavor_generator``) and compared with nova 34's parsers
+and validators (``coverage``, ``flavor_coverage``).
+"""

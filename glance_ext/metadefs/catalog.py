@@ -26,14 +26,11 @@ import os
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from glance_ext import shipped
+from glance_ext.exceptions import CatalogError
 
 IMAGE = "OS::Glance::Image"
 VOLUME = "OS::Cinder::Volume"
 FLAVOR = "OS::Nova::Flavor"
-
-
-class CatalogError(Exception):
-    """A catalog file cannot be read; the message names the file and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,6 +24,7 @@ import dataclasses
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
+from glance_ext.exceptions import ToolUnavailable
 from glance_ext.metadefs import catalog as catalog_mod
 from glance_ext.metadefs import extra_specs
 from glance_ext.metadefs import rules as rules_mod
@@ -53,12 +54,15 @@ class Problem:
 
 def _glance_namespace_schema() -> Dict[str, Any]:
     """Glance's own namespace schema (what POST /v2/metadefs/namespaces uses)."""
+    # The one read of Glance this engine makes: the schema Glance's API
+    # validates namespaces with (no Glance state is touched).
     try:
         from glance.api.v2 import metadef_namespaces
     except ImportError as e:
-        raise RuntimeError(
-            "cannot import glance (%s); run the check in Glance's Python "
-            "environment, where glance_ext is installed" % e)
+        raise ToolUnavailable(
+            tool="the namespace check", reason="glance cannot be imported "
+            "(%s)" % e, fix="run it in Glance's Python environment, where "
+            "glance_ext is installed")
     return metadef_namespaces.get_schema().raw()
 
 

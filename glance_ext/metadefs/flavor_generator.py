@@ -41,6 +41,7 @@ from glance_ext.metadefs import extra_specs
 from glance_ext.metadefs import flavor_text
 from glance_ext.metadefs import generators
 from glance_ext.metadefs import nova_data
+from glance_ext.exceptions import GeneratorError
 
 IMAGE = catalog_mod.IMAGE
 FLAVOR = catalog_mod.FLAVOR
@@ -69,10 +70,6 @@ AZ_PATTERN = r"^[^:\s\x00-\x1f\x7f](?:[^:\x00-\x1f\x7f]*[^:\s\x00-\x1f\x7f])?$"
 # Weigher multipliers are [filter_scheduler] <key> options, except this one.
 WEIGHER_OPTION_EXCEPTIONS = {"metrics_weight_multiplier":
                              ("metrics", "weight_multiplier")}
-
-
-class GeneratorError(Exception):
-    """The catalog cannot be generated; the message names what to fix."""
 
 
 def load_nova() -> nova_data.FlavorNova:

@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from glance_ext.metadefs import catalog as catalog_mod
 from glance_ext.metadefs import extra_specs
+from glance_ext.exceptions import GeneratorError
 
 OSINFO_DIR = "/usr/share/osinfo"
 GUEST_OS_FILE = "nova-guest-os.json"
@@ -41,10 +42,6 @@ FAMILY_NAMES = (
     "mandriva", "mes", "msdos", "netbsd", "netware", "openbsd",
     "opensolaris", "opensuse", "rhel", "rocky", "sled", "ubuntu", "windows",
 )
-
-
-class GeneratorError(Exception):
-    pass
 
 
 def osinfo_short_ids(osinfo_dir: str = OSINFO_DIR) -> List[str]:

@@ -23,10 +23,7 @@ get nova's own ``HostState`` and ``Aggregate`` objects, not stand-ins.
 
 import warnings
 from typing import Any, Dict, List, Mapping, Optional
-
-
-class NovaUnavailable(Exception):
-    """nova (34) is not importable; the message says how to install it."""
+from glance_ext.exceptions import NovaUnavailable
 
 
 INSTALL_HINT = ("pip install 'nova==34.0.0' os-traits (see "

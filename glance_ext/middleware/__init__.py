@@ -10,9 +10,13 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Paste filters for glance-api; ``filter_factory`` enforces the metadefs catalog.
+"""Paste filters for glance-api: adapters between Glance's WSGI pipeline
+and the engines.
 
-Usable from glance-api-paste.ini as
+``filter_factory`` (``enforcement``) refuses image writes whose properties
+the metadefs catalog does not allow; ``startup_recovery`` reverts imports
+a stop interrupted when a worker starts; ``paste_config`` edits a
+glance-api-paste.ini to hold both. Usable from glance-api-paste.ini as
 ``paste.filter_factory = glance_ext.middleware:filter_factory``.
 """
 

@@ -30,6 +30,7 @@ from urllib import parse
 import webob
 from oslo_log import log as logging
 
+from glance_ext.exceptions import CatalogUnavailable
 from glance_ext.metadefs import catalog as catalog_mod
 from glance_ext.metadefs import rules as rules_mod
 
@@ -45,10 +46,6 @@ COPIED_ENVIRON = ("webob.adhoc_attrs", "HTTP_X_AUTH_TOKEN",
                   "HTTP_HOST", "wsgi.url_scheme")
 
 
-class CatalogFetchError(Exception):
-    """The metadefs API did not give the catalog; message says why."""
-
-
 def _get_json(app: Callable, environ: Dict[str, Any], path: str) -> Any:
     base = {k: environ[k] for k in COPIED_ENVIRON if k in environ}
     if "webob.adhoc_attrs" in base:
@@ -57,12 +54,12 @@ def _get_json(app: Callable, environ: Dict[str, Any], path: str) -> Any:
     request.headers["Accept"] = "application/json"
     response = request.get_response(app)
     if response.status_int != 200:
-        raise CatalogFetchError("GET %s answered %s: %s" % (
+        raise CatalogUnavailable("GET %s answered %s: %s" % (
             path, response.status, response.text[:200].strip()))
     try:
         return json.loads(response.body)
     except ValueError as e:
-        raise CatalogFetchError("GET %s: not JSON: %s" % (path, e))
+        raise CatalogUnavailable("GET %s: not JSON: %s" % (path, e))
 
 
 def fetch_catalog(app: Callable, environ: Dict[str, Any],

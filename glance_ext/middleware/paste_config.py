@@ -32,6 +32,7 @@ import configparser
 import dataclasses
 import re
 from typing import Dict, List, Sequence, Tuple
+from glance_ext.exceptions import PasteConfigError
 
 RECOVERY = "glance_ext_recovery"
 METADEFS = "glance_ext_metadefs"
@@ -41,10 +42,6 @@ FACTORIES: Dict[str, str] = {
 }
 CONTEXT_FILTERS = ("context", "unauthenticated-context")
 PIPELINE_FACTORY = "glance.api:pipeline_factory"
-
-
-class PasteConfigError(ValueError):
-    """The input is not a paste file this tool can edit; says why."""
 
 
 @dataclasses.dataclass(frozen=True)

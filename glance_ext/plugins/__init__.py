@@ -21,5 +21,22 @@ makes the file validation judges; conversion needs a validated file;
 injection reports on the final one.
 """
 
+from typing import List, Sequence
+
 ORDER = ("glance_ext_decompress", "glance_ext_validate",
          "glance_ext_convert", "glance_ext_inject")
+# Glance's own plugins that hand the staged data to qemu-img: validation
+# must come before them too.
+GLANCE_QEMU_PLUGINS = ("image_conversion",)
+
+
+def listed_too_early(name: str, enabled: Sequence[str]) -> List[str]:
+    """Plugins in ``enabled`` (``image_import_plugins``) listed before
+    ``name`` that must run after it: ours by ``ORDER``, and for validation
+    Glance's qemu-img users."""
+    if name not in enabled or name not in ORDER:
+        return []
+    later = set(ORDER[ORDER.index(name) + 1:])
+    if name == "glance_ext_validate":
+        later |= set(GLANCE_QEMU_PLUGINS)
+    return [p for p in enabled[:list(enabled).index(name)] if p in later]

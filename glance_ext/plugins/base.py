@@ -19,9 +19,11 @@ the same way: what it changed on the image goes back, the image returns to
 ``queued``, the target stores move from ``os_glance_importing_to_stores`` to
 ``os_glance_failed_import``, and the staged file plus every file the plugin
 made are deleted, so the user can stage a fixed image and import again.
-Failures are raised as Glance's ``UploadException``, the one exception
-whose text Glance copies into the task message (anything else becomes "Task
-failed due to Internal Error").
+Failures reach Glance as its ``UploadException``, the one exception whose
+text Glance copies into the task message (anything else becomes "Task
+failed due to Internal Error"): the engines raise glance_ext's own errors
+(``glance_ext.exceptions``) and ``boundary`` translates them once, here,
+by kind, so no plugin writes its own except blocks.
 
 A crash or stop runs no revert at all, so each import also keeps one entry
 in the import journal (``journal``), shared by our plugin tasks of that
@@ -38,6 +40,7 @@ Plugins hand structured results to later plugins through taskflow's
 ``def execute(self, file_path, glance_ext_validation_report=None)``.
 """
 
+import functools
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -46,6 +49,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow import task
 
+from glance_ext import exceptions
 from glance_ext import plugins
 from glance_ext.plugins import journal as journal_mod
 from glance_ext.plugins import options
@@ -75,6 +79,46 @@ class PluginFailure(glance_exception.UploadException):
         # GlanceException %-formats only when kwargs are given; the message
         # is used as is.
         super().__init__(message)
+
+
+def translate(task: "ImportPluginTask", exc: BaseException) -> Exception:
+    """The exception Glance gets for ``exc`` raised inside ``task``.
+
+    Like requests translating urllib3's errors, this is the one place
+    where glance_ext's error kinds become what Glance understands: an
+    ``UploadException`` whose text names the plugin and says what to do,
+    or Glance's own ``TaskAbortedError`` when the import lock was lost.
+    """
+    name = task.entry_point
+    if isinstance(exc, exceptions.Interrupted):
+        return glance_exception.TaskAbortedError()
+    if isinstance(exc, exceptions.ConfigurationError):
+        return PluginFailure("%s %s: %s (fix %s)" % (
+            name, task.misconfigured, exc, task.config_hint))
+    if isinstance(exc, exceptions.ToolUnavailable):
+        return PluginFailure("%s cannot run on this Glance host: %s"
+                             % (name, exc))
+    if isinstance(exc, exceptions.ImageRefused):
+        return PluginFailure("Image rejected by %s: %s" % (name, exc))
+    if isinstance(exc, OSError):
+        return PluginFailure("%s could not %s: %s" % (
+            name, task.doing, exc.strerror or exc))
+    return PluginFailure("%s could not %s: %s" % (name, task.doing, exc))
+
+
+def boundary(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a plugin's ``execute``: errors of glance_ext (and OSError)
+    leave it as what Glance understands (``translate``). The signature is
+    kept (taskflow reads the arguments from it)."""
+    @functools.wraps(execute)
+    def wrapper(self: "ImportPluginTask", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return execute(self, *args, **kwargs)
+        except (PluginFailure, glance_exception.TaskAbortedError):
+            raise
+        except (exceptions.GlanceExtError, OSError) as exc:
+            raise translate(self, exc) from exc
+    return wrapper
 
 
 def local_path(file_path: str) -> str:
@@ -176,6 +220,8 @@ def require_complete_upload(plugin: str, import_method: Optional[str],
         staged = None
     if recorded_size is not None and staged == recorded_size:
         return
+    # Raised as it is (not through translate): the user's data is not
+    # judged, the upload is incomplete.
     raise PluginFailure(
         "Import refused by %s: %s (the staged data is %s, Glance recorded "
         "%s)" % (plugin, INCOMPLETE_UPLOAD,
@@ -271,10 +317,11 @@ class ImportRecord:
         try:
             journal.write(entry)
         except OSError as exc:
-            raise PluginFailure(
-                "glance_ext cannot write its import journal in %s: %s; "
-                "make it writable by glance-api or set [%s] state_dir"
-                % (journal.directory, exc.strerror or exc, options.GROUP))
+            raise exceptions.ToolUnavailable(
+                tool="the import journal", reason="%s cannot be written (%s)"
+                % (journal.directory, exc.strerror or exc),
+                fix="make it writable by glance-api or set [%s] state_dir"
+                % options.GROUP)
         setattr(plugin.action_wrapper, cls.ATTRIBUTE, record)
         on_import_end(plugin.action_wrapper, record.end)
         require_complete_upload(plugin.entry_point, plugin.method, size,
@@ -330,6 +377,12 @@ class ImportPluginTask(task.Task):
     # The glance_ext_* entry point name and the journal step of the plugin.
     entry_point = ""
     step: Optional[Step] = None
+    # For messages (``translate``): what the plugin is doing (set it as
+    # the work goes on), how a configuration error is introduced and where
+    # the operator fixes it.
+    doing = "import the image"
+    misconfigured = "is misconfigured"
+    config_hint = "glance-image-import.conf"
 
     def __init__(self, *, task_id: str, task_type: str, action_wrapper: Any,
                  stores: Optional[Sequence[Optional[str]]] = None,

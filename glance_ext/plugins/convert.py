@@ -38,19 +38,17 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow.patterns import linear_flow as lf
 
-from glance_ext import exceptions
 from glance_ext.conversion import engine as engine_mod
 from glance_ext.conversion import options
-from glance_ext.conversion import preflight
+from glance_ext.common import sizes
 from glance_ext.conversion import progress as progress_mod
-from glance_ext.conversion.settings import Settings, SettingsError
+from glance_ext.conversion.settings import Settings
 from glance_ext.conversion import slots
-from glance_ext.conversion import store_check
 from glance_ext.conversion import target as target_mod
-from glance_ext.conversion import task_messages
+from glance_ext.plugins import task_messages
 from glance_ext.inspection import options as validate_options
 from glance_ext.inspection import policy as policy_mod
-from glance_ext.inspection import qemu_check
+from glance_ext.inspection.report import Report
 from glance_ext.plugins import base
 from glance_ext.plugins import options as plugin_options
 from glance_ext.plugins.journal import Step
@@ -77,28 +75,26 @@ class ConvertImage(base.ImportPluginTask):
         self.messages = task_messages.TaskMessages(task_repo, self.task_id)
         self._lock_lost = threading.Event()
 
+    doing = "convert the image"
+
+    @base.boundary
     def execute(self, file_path: str,
                 glance_ext_validation_report: Optional[Dict[str, Any]] = None
                 ) -> str:
         src = self.begin(file_path)
-        settings, policy = _load_settings()
+        settings = Settings.from_conf(CONF)
+        policy = policy_mod.Policy.from_conf(CONF)
         with self.action_wrapper as action:
             claimed = action.image_disk_format
             container = action.image_container_format
         engine = engine_mod.ConversionEngine(settings, policy)
+        validated = Report.from_dict(glance_ext_validation_report) \
+            if glance_ext_validation_report else None
         source_format = self._source_format(engine, src, claimed, container,
-                                            glance_ext_validation_report)
-        try:
-            decision = target_mod.choose(settings, source_format,
-                                         self.stores)
-        except target_mod.TargetError as exc:
-            raise base.PluginFailure("glance_ext_convert: %s" % exc)
-        if not decision.convert:
-            stored_as = (glance_ext_validation_report or {}).get(
-                "disk_format") or claimed
-            decision = target_mod.normalize(
-                decision, source_format,
-                store_check.refusal(src, stored_as))
+                                            validated)
+        stored_as = (validated.disk_format if validated else None) or claimed
+        decision = target_mod.decide(settings, source_format, self.stores,
+                                     src, stored_as)
         if not decision.convert:
             LOG.info("Image %s not converted: %s", self.image_id,
                      decision.reason)
@@ -116,36 +112,19 @@ class ConvertImage(base.ImportPluginTask):
         dst = self.track_file(base.output_path(src, self.image_id,
                                                OUTPUT_SUFFIX + target))
         label = "%s to %s" % (source_format, target)
+        self.doing = "convert %s" % label
         self.messages.set("glance_ext_convert: converting %s: starting"
                           % label)
-        try:
-            outcome = engine.convert(
-                src, source_format, dst, target,
-                on_progress=lambda p: self._progress(label, p),
-                on_wait=lambda w: self._waiting(label, w, settings),
-                should_stop=self._lock_lost.is_set,
-                node=plugin_options.host(CONF))
-        except engine_mod.ConversionError as exc:
-            if self._lock_lost.is_set():
-                raise glance_exception.TaskAbortedError()
-            if isinstance(exc, exceptions.ToolUnavailable):
-                # The deployment, not the image (a coordination backend
-                # down): say so, and how to go on.
-                raise base.PluginFailure(
-                    "glance_ext_convert could not start converting %s: %s. "
-                    "Import the image again once it is back (or set [%s] "
-                    "coordination_unreachable = host_limits)"
-                    % (label, exc, options.GROUP))
-            if getattr(exc, "kind", None) == "missing":
-                # The host, not the image: say what to install or set.
-                raise base.PluginFailure(
-                    "glance_ext_convert cannot run on this Glance host: "
-                    "%s; %s" % (exc, exc.fix))
-            raise base.PluginFailure("glance_ext_convert could not convert "
-                                     "%s: %s" % (label, exc))
-        except OSError as exc:
-            raise base.PluginFailure("glance_ext_convert could not convert "
-                                     "%s: %s" % (label, exc.strerror))
+        # The lock lost (should_stop) ends it as QemuImgCancelled, which
+        # the boundary turns into Glance's TaskAbortedError; an unreachable
+        # coordination backend is a ToolUnavailable (the deployment, not
+        # the image), which says how to go on.
+        outcome = engine.convert(
+            src, source_format, dst, target,
+            on_progress=lambda p: self._progress(label, p),
+            on_wait=lambda w: self._waiting(label, w, settings),
+            should_stop=self._lock_lost.is_set,
+            node=plugin_options.host(CONF))
         props.update(target_format=target,
                      seconds="%.2f" % outcome.convert_seconds)
         with self.action_wrapper as action:
@@ -164,8 +143,8 @@ class ConvertImage(base.ImportPluginTask):
             base.delete_files([src])
         self.messages.set("glance_ext_convert: converted %s (%s, virtual "
                           "%s) in %.1fs" % (
-                              label, preflight.human(outcome.size),
-                              preflight.human(outcome.virtual_size),
+                              label, sizes.human(outcome.size),
+                              sizes.human(outcome.virtual_size),
                               outcome.convert_seconds))
         LOG.info("Image %s converted %s: %d -> %d bytes in %.2fs (cache %s, "
                  "%d process%s)", self.image_id, label, source_size,
@@ -174,33 +153,26 @@ class ConvertImage(base.ImportPluginTask):
         self.finish()
         return "file://" + dst
 
-    def _source_format(self, engine, src, claimed, container,
-                       report: Optional[Dict[str, Any]]) -> str:
-        if report and report.get("verdict") == "accepted" and \
-                report.get("detected_format"):
-            return report["detected_format"]
+    def _source_format(self, engine: engine_mod.ConversionEngine, src: str,
+                       claimed: str, container: str,
+                       report: Optional[Report]) -> str:
+        if report is not None and report.accepted and \
+                report.detected_format:
+            return report.detected_format
         # validate did not run before us: qemu-img must never see an image
         # nobody inspected, so inspect it here with the validate engine.
         LOG.warning("Image %s: no validation report (is glance_ext_validate "
                     "enabled before glance_ext_convert?); inspecting here",
                     self.image_id)
-        try:
-            return engine.inspect_source(src, claimed,
-                                         container).detected_format
-        except engine_mod.SourceRejected as exc:
-            raise base.PluginFailure("Image rejected by glance_ext_convert's "
-                                     "inspection: %s" % exc)
-        except qemu_check.EngineUnavailable as exc:
-            raise base.PluginFailure("glance_ext_convert cannot run on this "
-                                     "Glance host: %s" % exc)
+        return engine.inspect_source(src, claimed, container).detected_format
 
     def _progress(self, label: str, p: progress_mod.Progress) -> None:
         if p.phase == "verifying":
             text = "glance_ext_convert: verifying the %s output" % label
         else:
             text = "glance_ext_convert: converting %s: %d%% (%s of %s)" % (
-                label, int(p.percent), preflight.human(p.done_bytes),
-                preflight.human(p.total_bytes))
+                label, int(p.percent), sizes.human(p.done_bytes),
+                sizes.human(p.total_bytes))
         LOG.info("Image %s: %s", self.image_id, text)
         self.messages.set(text)
         self._check_lock()
@@ -228,16 +200,6 @@ class ConvertImage(base.ImportPluginTask):
             self._lock_lost.set()
         except Exception as exc:
             LOG.debug("lock check failed: %s", exc)
-
-
-def _load_settings():
-    try:
-        settings = Settings.from_conf(CONF)
-        policy = policy_mod.Policy.from_conf(CONF)
-    except (SettingsError, policy_mod.PolicyError) as exc:
-        raise base.PluginFailure("glance_ext_convert is misconfigured: %s "
-                                 "(fix glance-image-import.conf)" % exc)
-    return settings, policy
 
 
 def get_flow(**kwargs: Any) -> lf.Flow:

@@ -32,11 +32,12 @@ from oslo_log import log as logging
 from oslo_utils import units
 from taskflow.patterns import linear_flow as lf
 
-from glance_ext.conversion import preflight
-from glance_ext.conversion import task_messages
+from glance_ext.common import sizes
+from glance_ext.plugins import task_messages
 from glance_ext.decompression import codecs
 from glance_ext.decompression import options
 from glance_ext.decompression import stream
+from glance_ext.decompression.settings import Settings
 from glance_ext.plugins import base
 from glance_ext.plugins.journal import Step
 
@@ -49,28 +50,6 @@ PROPERTY_PREFIX = "glance_ext_decompress_"
 OUTPUT_SUFFIX = ".glance_ext_decompress"
 
 
-def load_limits(conf: cfg.ConfigOpts = CONF):
-    try:
-        g = getattr(conf, options.GROUP)
-        unknown = set(g.codecs) - set(options.CODECS)
-        if unknown:
-            raise ValueError("codecs has unknown codec(s) %s; known: %s"
-                             % (", ".join(sorted(unknown)),
-                                ", ".join(options.CODECS)))
-        limits = stream.Limits(
-            max_output=g.max_output_gb * units.Gi, max_ratio=g.max_ratio,
-            ratio_grace=g.ratio_grace_mb * units.Mi,
-            free_space_reserve=g.free_space_reserve_mb * units.Mi,
-            xz_memory_limit=g.xz_memory_limit_mb * units.Mi,
-            zstd_max_window=g.zstd_max_window_mb * units.Mi)
-        return limits, set(g.codecs), g.skip_compressed_container
-    except (cfg.Error, ValueError) as exc:
-        raise base.PluginFailure("glance_ext_decompress is misconfigured: "
-                                 "invalid option in [%s]: %s (fix "
-                                 "glance-image-import.conf)"
-                                 % (options.GROUP, exc))
-
-
 class DecompressImage(base.ImportPluginTask):
     plugin_name = "Decompress_Image"
     entry_point = PLUGIN_NAME
@@ -81,39 +60,31 @@ class DecompressImage(base.ImportPluginTask):
         self.messages = task_messages.TaskMessages(task_repo, self.task_id)
         self._last_report = 0
 
+    doing = "read the staged data"
+
+    @base.boundary
     def execute(self, file_path: str) -> str:
         src = self.begin(file_path)
-        limits, enabled, skip_compressed = load_limits()
+        settings = Settings.from_conf(CONF)
         with self.action_wrapper as action:
             container = action.image_container_format
             staged_size = action.image_size
-        if skip_compressed and container == "compressed":
+        if settings.skip_compressed_container and container == "compressed":
             LOG.info("Image %s has container_format compressed; not "
                      "decompressed", self.image_id)
             self.finish()
             return file_path
-        try:
-            codec = codecs.detect_file(src)
-        except OSError as exc:
-            raise base.PluginFailure("glance_ext_decompress cannot read the "
-                                     "staged data: %s" % exc.strerror)
-        if codec is None or codec not in enabled:
+        codec = codecs.detect_file(src)
+        if codec is None or codec not in settings.codecs:
             self.finish()
             return file_path
         tmp = self.track_file(base.output_path(src, self.image_id,
                                                OUTPUT_SUFFIX))
         self.messages.set("glance_ext_decompress: decompressing %s data"
                           % codec)
-        try:
-            result = stream.decompress(src, codec, tmp, limits,
-                                       on_progress=self._progress(codec))
-        except stream.DecompressionRefused as exc:
-            raise base.PluginFailure("glance_ext_decompress refused the %s "
-                                     "data: %s" % (codec, exc))
-        except OSError as exc:
-            raise base.PluginFailure("glance_ext_decompress could not write "
-                                     "the decompressed image: %s"
-                                     % exc.strerror)
+        self.doing = "decompress the %s data" % codec
+        result = stream.decompress(src, codec, tmp, settings.limits,
+                                   on_progress=self._progress(codec))
         props = {"codec": codec,
                  "compressed_size": str(result.compressed_size)}
         if result.member:
@@ -130,7 +101,7 @@ class DecompressImage(base.ImportPluginTask):
                                          for k, v in props.items()})
         self.messages.set("glance_ext_decompress: %s data decompressed to %s "
                           "in %.1fs" % (codec,
-                                        preflight.human(result.output_size),
+                                        sizes.human(result.output_size),
                                         result.seconds))
         LOG.info("Image %s: %s %d -> %d bytes (%d allocated) in %.2fs",
                  self.image_id, codec, result.compressed_size,
@@ -146,7 +117,7 @@ class DecompressImage(base.ImportPluginTask):
                 self._last_report = total
                 self.messages.set("glance_ext_decompress: decompressing %s "
                                   "data: %s written" % (
-                                      codec, preflight.human(total)))
+                                      codec, sizes.human(total)))
         return report
 
 

@@ -39,12 +39,12 @@ from glance_ext import exceptions
 from glance_ext import guest
 from glance_ext.guest import eol as eol_mod
 from glance_ext.guest import sbom as sbom_mod
-from glance_ext.injection import catalog_check
 from glance_ext.injection import discovered as discovered_mod
 from glance_ext.injection import facts as facts_mod
 from glance_ext.injection import options
 from glance_ext.injection import plan as plan_mod
 from glance_ext.injection import rules as rules_mod
+from glance_ext.injection.settings import Settings
 from glance_ext.plugins import base
 from glance_ext.plugins.journal import Step
 
@@ -65,60 +65,6 @@ PROP_OS_EOL = PREFIX + "os_eol"
 PROP_CHECK_OS_EOL = discovered_mod.check_property("os_eol")
 SBOM_SUFFIX = ".cdx.json"
 REJECTED = "Image rejected by glance_ext_inject: "
-SEVERITIES = ("error", "warning", "info")
-
-
-class Config:
-    """The options of one import, checked; and the rules, loaded."""
-
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
-        group = conf[options.GROUP]
-        unknown = sorted(set(group.discover) -
-                         set(options.DISCOVERABLE))
-        if unknown:
-            raise rules_mod.RuleError(
-                "invalid option in [%s]: discover: unknown %s; known: %s"
-                % (options.GROUP, ", ".join(unknown),
-                   ", ".join(options.DISCOVERABLE)))
-        bad = sorted(set(group.enforced_severities) - set(SEVERITIES))
-        if bad:
-            raise rules_mod.RuleError(
-                "invalid option in [%s]: enforced_severities: unknown %s; "
-                "known: %s" % (options.GROUP, ", ".join(bad),
-                               ", ".join(SEVERITIES)))
-        self.check_policy = group.check_policy
-        self.enforced = frozenset(group.enforced_severities)
-        self.require_inspection = group.require_inspection
-        self.sbom_dir = group.sbom_dir
-        self.eol_policy = group.os_eol_policy
-        self.eol_warn_days = group.os_eol_warn_days
-        try:
-            self.ruleset = catalog_check.load(group.catalog_dir)
-        except catalog_check.CatalogUnavailable as exc:
-            raise rules_mod.RuleError("%s (option catalog_dir)" % exc)
-        for key, value in (("hw_disk_bus", group.windows_fallback_disk_bus),
-                           ("hw_vif_model",
-                            group.windows_fallback_vif_model),
-                           ("hw_machine_type", group.uefi_machine_type)):
-            if value:
-                rules_mod.check_value(self.ruleset, "option %s" % {
-                    "hw_disk_bus": "windows_fallback_disk_bus",
-                    "hw_vif_model": "windows_fallback_vif_model",
-                    "hw_machine_type": "uefi_machine_type"}[key],
-                    key, value)
-        self.settings = discovered_mod.Settings(
-            enabled=frozenset(group.discover),
-            os_distro_style=group.os_distro_style,
-            uefi_machine_type=group.uefi_machine_type or "",
-            windows_disk_bus=group.windows_fallback_disk_bus,
-            windows_vif_model=group.windows_fallback_vif_model)
-        self.rules: List[rules_mod.Rule] = []
-        static = rules_mod.static_rule(dict(group.static_properties or {}),
-                                       self.ruleset)
-        if static is not None:
-            self.rules.append(static)
-        if group.rules_file:
-            self.rules += rules_mod.load_file(group.rules_file, self.ruleset)
 
 
 class InjectProperties(base.ImportPluginTask):
@@ -134,6 +80,11 @@ class InjectProperties(base.ImportPluginTask):
         self.rejection: Dict[str, str] = {}
         self.sbom_path: Optional[str] = None
 
+    doing = "inspect the guest"
+    misconfigured = "configuration error"
+    config_hint = "glance-image-import.conf or the rules file"
+
+    @base.boundary
     def execute(self, file_path: str,
                 glance_ext_validation_report: Optional[Dict] = None) -> None:
         # The image's disk_format is authoritative, not the validation
@@ -141,12 +92,7 @@ class InjectProperties(base.ImportPluginTask):
         # and file_path is the final staged file.
         start = time.monotonic()
         path = self.begin(file_path)
-        try:
-            config = Config(CONF)
-        except rules_mod.RuleError as exc:
-            raise base.PluginFailure(
-                "glance_ext_inject configuration error: %s (fix "
-                "glance-image-import.conf or the rules file)" % exc)
+        config = Settings.from_conf(CONF)
         with self.action_wrapper as action:
             disk_format = action.image_disk_format
             existing = action.image_extra_properties
@@ -167,14 +113,9 @@ class InjectProperties(base.ImportPluginTask):
         applied = rules_mod.evaluate(config.rules, facts)
         for _rule, (_props, skipped) in applied:
             notes.extend(skipped)
-        try:
-            plan = plan_mod.build(
-                found, [(r, p) for r, (p, _s) in applied], user_props,
-                config.ruleset, own_prefix=PREFIX)
-        except rules_mod.RuleError as exc:
-            raise base.PluginFailure(
-                "glance_ext_inject configuration error: %s (fix the rules "
-                "file)" % exc)
+        plan = plan_mod.build(
+            found, [(r, p) for r, (p, _s) in applied], user_props,
+            config.ruleset, own_prefix=PREFIX)
         notes.extend(plan.notes)
         for key, (user, ours) in plan.kept_user.items():
             notes.append("kept %s=%s set by the user (not %s)"
@@ -215,16 +156,13 @@ class InjectProperties(base.ImportPluginTask):
     def _inspect(self, path: str, disk_format: str):
         if disk_format not in guest.SUPPORTED_FORMATS:
             return {}, ("disk_format %s cannot be inspected" % disk_format)
+        # The host's faults (ToolUnavailable) leave through the boundary.
         try:
             report = guest.inspect_guest(path, disk_format, conf=CONF)
-        except guest.GuestInspectionError as exc:
+        except exceptions.GuestInspectionError as exc:
             return {}, str(exc)
-        except exceptions.ToolUnavailable as exc:
-            raise base.PluginFailure("glance_ext_inject cannot run on this "
-                                     "Glance host: %s" % exc)
         if report.tool_unavailable:
-            raise base.PluginFailure("glance_ext_inject cannot run on this "
-                                     "Glance host: %s" % report.get("error"))
+            raise exceptions.ToolUnavailable(report.get("error"))
         data = report.to_dict()
         if not report.ok:
             return data, str(data.get("error"))
@@ -244,7 +182,7 @@ class InjectProperties(base.ImportPluginTask):
                         "inject rules", self.image_id, exc_info=True)
             return None
 
-    def _inventory(self, config: Config, report: Dict[str, Any],
+    def _inventory(self, config: Settings, report: Dict[str, Any],
                    records: Dict[str, str], notes: List[str]
                    ) -> Optional[str]:
         """Record the inventory's summary; the SBOM text, if one was made."""
@@ -293,7 +231,7 @@ class InjectProperties(base.ImportPluginTask):
         self.sbom_path = path
         LOG.info("Image %s: SBOM written to %s", self.image_id, path)
 
-    def _apply_eol_policy(self, config: Config, report: Dict[str, Any],
+    def _apply_eol_policy(self, config: Settings, report: Dict[str, Any],
                           props: Dict[str, str], records: Dict[str, str],
                           warnings: List[str]) -> None:
         data = report.get("eol")
@@ -302,9 +240,9 @@ class InjectProperties(base.ImportPluginTask):
         info = eol_mod.EolInfo.from_dict(data)
         if info.lookup is eol_mod.Lookup.DB_MISSING and \
                 config.eol_policy != "record":
-            raise base.PluginFailure(
-                "glance_ext_inject configuration error: os_eol_policy = %s "
-                "needs osinfo-db: %s" % (config.eol_policy, info.message))
+            raise exceptions.ConfigurationError(
+                "os_eol_policy = %s needs osinfo-db: %s"
+                % (config.eol_policy, info.message))
         verdict = eol_mod.evaluate(info, config.eol_warn_days)
         records[PROP_OS_EOL] = info.eol_date.isoformat() \
             if info.eol_date else "unknown"
@@ -320,21 +258,19 @@ class InjectProperties(base.ImportPluginTask):
         LOG.warning("Image %s: os_eol: %s", self.image_id, verdict.text)
         warnings.append("os_eol: " + verdict.text)
 
-    def _apply_policy(self, config: Config, report: Dict[str, Any],
+    def _apply_policy(self, config: Settings, report: Dict[str, Any],
                       inspect_error: Optional[str], props: Dict[str, str],
                       records: Dict[str, str],
                       warnings: List[str]) -> None:
         if inspect_error and config.require_inspection:
             self._reject(props, records, "the guest could not be inspected "
                          "(%s) and require_inspection is set" % inspect_error)
-        failed = [c for c in report.get("checks") or []
-                  if c["status"] == "fail" and c["severity"] in
-                  config.enforced]
+        failed = guest.GuestReport(report).failed_checks(config.enforced)
         if not failed or config.check_policy == "record":
             return
         text = "failed Image Guide checks: " + "; ".join(
-            "%s (%s): %s" % (c["id"], c["severity"],
-                             ", ".join(c.get("evidence") or [])[:200])
+            "%s (%s): %s" % (c.id, c.severity,
+                             ", ".join(c.evidence)[:200])
             for c in failed)
         if config.check_policy == "enforce":
             self._reject(props, records, text)
@@ -348,7 +284,7 @@ class InjectProperties(base.ImportPluginTask):
                           if k.startswith(PREFIX)}
         self.rejection.update(records)
         self.rejection[PROP_REASON] = reason[:255]
-        raise base.PluginFailure(REJECTED + reason)
+        raise exceptions.ImageRefused(reason)
 
     def revert(self, result: Any = None, flow_failures: Any = None,
                **kwargs: Any) -> None:

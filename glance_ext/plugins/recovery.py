@@ -47,12 +47,13 @@ import enum
 import fcntl
 import os
 import threading
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, Optional
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from glance_ext.conversion import slots
+from glance_ext.common.names import file_safe
+from glance_ext.plugins import base
 from glance_ext.plugins import journal as journal_mod
 from glance_ext.plugins import options
 from glance_ext.plugins import store_cleanup
@@ -174,7 +175,7 @@ def _host_lock(directory: str, host: str) -> Iterator[bool]:
         yield True               # no journal yet: nothing to recover
         return
     fd = os.open(os.path.join(directory, ".recovery-%s.lock"
-                              % slots.file_safe(host)),
+                              % file_safe(host)),
                  os.O_RDWR | os.O_CREAT, 0o640)
     try:
         try:
@@ -251,7 +252,7 @@ def _revert(entry: Entry, glance: _Glance) -> bool:
     except exception.NotFound:
         LOG.info("Interrupted import of image %s: the image is gone",
                  entry.image_id)
-        _delete(entry.files + [entry.staged_path])
+        base.delete_files(entry.files + [entry.staged_path])
         return False
     decision = decide(entry, image.status,
                       image.extra_properties.get("os_glance_import_task"),
@@ -267,12 +268,31 @@ def _revert(entry: Entry, glance: _Glance) -> bool:
     if decision.outcome is Outcome.CLEAN_FINISHED:
         # The import ended but its process died before its end-of-import
         # clean-up; nobody imports now, so what is left is ours.
-        _delete(entry.files + [entry.staged_path])
+        base.delete_files(entry.files + [entry.staged_path])
         return False
     locations = {(loc.get("metadata") or {}).get("store")
                  for loc in image.locations or ()}
     unfinished = [s for s in entry.stores if s and s not in locations]
+    # Everything that can take time goes first, so that once the image
+    # shows its reverted status, a client may import again at once: the
+    # partial store copies and our files, then the image, then the lock,
+    # then the task (a client waits for the task, then reads the image).
     notes = []
+    for store in unfinished:
+        result = store_cleanup.remove_partial(store, entry.image_id)
+        if result.unknown:
+            LOG.warning("Interrupted import of image %s: %s",
+                        entry.image_id, result.unknown)
+            notes.append(result.unknown)
+    keep = ({entry.staged_path} if decision.outcome is Outcome.RETRY_UPLOAD
+            else set())
+    base.delete_files([f for f in entry.files + [entry.staged_path]
+                       if f not in keep])
+    if decision.outcome is Outcome.RETRY_UPLOAD:
+        # Before the status: a client that sees "uploading" may import at
+        # once, through any node, which must then proxy to this one. (The
+        # wrapper below re-reads the image, so this property stays.)
+        _record_stage_host(entry, glance)
     with glance.wrapper(entry) as action:
         if decision.outcome is not Outcome.KEEP_ACTIVE:
             _restore(action, entry)
@@ -288,23 +308,14 @@ def _revert(entry: Entry, glance: _Glance) -> bool:
             action.set_image_attribute(status="queued")
             action.set_image_attribute(status="uploading",
                                        size=entry.staged_size)
-    if decision.outcome is Outcome.RETRY_UPLOAD:
-        _record_stage_host(entry, glance)
-    for store in unfinished:
-        result = store_cleanup.remove_partial(store, entry.image_id)
-        if result.unknown:
-            LOG.warning("Interrupted import of image %s: %s",
-                        entry.image_id, result.unknown)
-            notes.append(result.unknown)
-    message = decision.message + "".join("; " + n for n in notes)
-    _fail_task(entry, message, glance)
+    # Glance's image save ignores os_glance_import_task (it is an atomic
+    # property), so the lock is dropped by its own call, right after.
     try:
         glance.wrapper(entry).drop_lock_for_task()
     except exception.NotFound:
         pass
-    keep = [entry.staged_path] if decision.outcome is \
-        Outcome.RETRY_UPLOAD else []
-    _delete([f for f in entry.files + [entry.staged_path] if f not in keep])
+    _fail_task(entry, decision.message + "".join("; " + n for n in notes),
+               glance)
     LOG.warning("Reverted image %s to %s: its import (task %s) was "
                 "interrupted %s by a glance-api stop",
                 entry.image_id, decision.outcome.value, entry.task_id,
@@ -359,16 +370,6 @@ def _fail_task(entry: Entry, message: str, glance: _Glance) -> None:
             glance.task_repo.save(task)
     except Exception as exc:
         LOG.warning("Could not mark task %s failed: %s", entry.task_id, exc)
-
-
-def _delete(paths: List[str]) -> None:
-    for path in paths:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            LOG.error("Could not delete %s: %s", path, exc)
 
 
 __all__ = ["Decision", "Outcome", "Step", "decide", "recover",

@@ -31,10 +31,11 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow.patterns import linear_flow as lf
 
+from glance_ext import exceptions
+from glance_ext import plugins
 from glance_ext.inspection import engine as engine_mod
 from glance_ext.inspection import options
 from glance_ext.inspection import policy as policy_mod
-from glance_ext.inspection import qemu_check
 from glance_ext.inspection.report import PROPERTY_PREFIX
 from glance_ext.inspection.report import Report
 from glance_ext.plugins import base
@@ -45,8 +46,6 @@ CONF = cfg.CONF
 options.register_opts(CONF)
 
 PLUGIN_NAME = "glance_ext_validate"
-# Plugins that hand the staged data to qemu-img: validation must come first.
-MUST_RUN_AFTER_US = ("image_conversion", "glance_ext_convert")
 
 
 class ValidateImage(base.ImportPluginTask):
@@ -58,6 +57,9 @@ class ValidateImage(base.ImportPluginTask):
         super().__init__(provides=base.VALIDATION_REPORT, **kwargs)
         self.report: Report = None
 
+    doing = "inspect the staged image data"
+
+    @base.boundary
     def execute(self, file_path: str) -> Dict[str, Any]:
         path = self.begin(file_path)
         policy = _load_policy()
@@ -65,26 +67,17 @@ class ValidateImage(base.ImportPluginTask):
             claimed = action.image_disk_format
             container = action.image_container_format
             props = action.image_extra_properties
-        try:
-            report = engine_mod.Engine(policy).inspect(path, claimed,
-                                                       container, props)
-        except qemu_check.EngineUnavailable as exc:
-            # A host problem: the image is not judged, nothing says
-            # "rejected" on it.
-            raise base.PluginFailure(
-                "glance_ext_validate cannot run on this Glance host: %s"
-                % exc)
-        except OSError as exc:
-            raise base.PluginFailure("glance_ext_validate cannot read the "
-                                     "staged image data: %s" % exc.strerror)
+        # A host problem (qemu-img missing) leaves here as such: the image
+        # is not judged, nothing says "rejected" on it.
+        report = engine_mod.Engine(policy).inspect(path, claimed, container,
+                                                   props)
         self.report = report
         LOG.info("Image %s: %s as %s (claimed %s), %d bytes read in %.3fs%s",
                  self.image_id, report.verdict, report.detected_format,
                  claimed, report.bytes_read, report.elapsed_seconds,
                  "" if report.accepted else ": " + report.reason())
         if not report.accepted:
-            raise base.PluginFailure("Image rejected by glance_ext_validate: "
-                                     + report.reason())
+            raise exceptions.ImageRefused(report.reason())
         props = report.to_properties()
         with self.action_wrapper as action:
             # A re-import after a rejection must not keep the old reason.
@@ -105,21 +98,15 @@ class ValidateImage(base.ImportPluginTask):
 
 
 def _load_policy() -> policy_mod.Policy:
-    try:
-        policy = policy_mod.Policy.from_conf(CONF)
-    except policy_mod.PolicyError as exc:
-        raise base.PluginFailure("glance_ext_validate is misconfigured: %s "
-                                 "(fix glance-image-import.conf)" % exc)
-    plugins = list(getattr(getattr(CONF, "image_import_opts", None),
+    """The policy of this import (PolicyError names a bad option)."""
+    policy = policy_mod.Policy.from_conf(CONF)
+    enabled = list(getattr(getattr(CONF, "image_import_opts", None),
                            "image_import_plugins", None) or [])
-    if PLUGIN_NAME in plugins:
-        before = plugins[:plugins.index(PLUGIN_NAME)]
-        early = [p for p in before if p in MUST_RUN_AFTER_US]
-        if early:
-            raise base.PluginFailure(
-                "glance_ext_validate is misconfigured: it must run before %s "
-                "in [image_import_opts] image_import_plugins"
-                % ", ".join(early))
+    early = plugins.listed_too_early(PLUGIN_NAME, enabled)
+    if early:
+        raise exceptions.ConfigurationError(
+            "it must run before %s in [image_import_opts] "
+            "image_import_plugins" % ", ".join(early))
     return policy
 
 

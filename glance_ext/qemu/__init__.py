@@ -10,4 +10,12 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Running qemu-img safely, and the one Glance <-> qemu format-name map."""
+"""Running qemu's tools safely, and the one Glance <-> qemu format map.
+
+``runner`` is the one way qemu-img runs: under oslo.concurrency's prlimit
+and a wall-clock timeout, with its exit judged by
+``glance_ext.common.exits``. ``formats`` maps Glance disk_format names to
+qemu drivers; ``probe`` reproduces qemu's own format probe without ever
+letting qemu open a file an image names. An engine: nothing here knows
+Glance.
+"""

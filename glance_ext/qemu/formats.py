@@ -19,6 +19,7 @@ always fails on VHD; every caller here goes through this map instead.
 """
 
 from typing import Optional
+from glance_ext.exceptions import UnknownFormat
 
 # Glance disk_format -> qemu block driver used to open it.
 GLANCE_TO_QEMU = {
@@ -46,10 +47,6 @@ _QEMU_TO_GLANCE_SPECIAL = {
     "vpc": "vhd",
     "parallels": "ploop",
 }
-
-
-class UnknownFormat(ValueError):
-    """A format name that neither Glance nor qemu knows."""
 
 
 def to_qemu(glance_format: str) -> str:

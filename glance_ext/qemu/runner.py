@@ -16,12 +16,13 @@ qemu-img parses untrusted images. A crafted header can make it allocate
 gigabytes or spin for minutes, so every call runs under
 ``oslo_concurrency.prlimit`` (CPU seconds, address space and, for commands
 that write, file size) and a wall-clock timeout after which the process is
-killed (processutils only *raises* on timeout and would leave the child
-running). This module is the one way glance_ext runs qemu-img: short calls
-go through ``QemuImg.run``; a conversion, which must be read while it runs,
-starts ``limited_command`` itself (``conversion.process``). Formats are
-always given
-explicitly (``-f``): qemu's probing is exactly what crafted images abuse.
+killed, and how it ended is judged by ``glance_ext.common.exits`` (which
+needs the CPU it used, so calls run through ``exits.run``, not
+processutils.execute). This module is the one way glance_ext runs
+qemu-img: short calls go through ``QemuImg.run``; a conversion, which must
+be read while it runs, starts ``limited_command`` itself
+(``conversion.process``). Formats are always given explicitly (``-f``):
+qemu's probing is exactly what crafted images abuse.
 Callers pass Glance disk_format names; the map in ``formats`` turns them into
 qemu driver names.
 """
@@ -30,7 +31,6 @@ import dataclasses
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -42,6 +42,7 @@ from oslo_log import log as logging
 from oslo_utils import units
 
 from glance_ext import exceptions
+from glance_ext.common import exits
 from glance_ext.qemu import formats
 
 LOG = logging.getLogger(__name__)
@@ -70,23 +71,67 @@ class Limits:
 MISSING_FIX = ("install qemu-img (Debian/Ubuntu: qemu-utils; RHEL: qemu-img) "
                "on the Glance host, or set the qemu_img option to its path")
 
+# The errors are defined with all the others; these names are the ones
+# callers of this module use.
+QemuImgError = exceptions.QemuImgError
+InterpreterUnusable = exceptions.InterpreterUnusable
 
-class QemuImgError(Exception):
-    """qemu-img failed, was killed by a limit, timed out or is missing.
 
-    ``kind`` is one of ``failed``, ``limit``, ``timeout``, ``missing``.
-    ``stderr`` is for operator logs only: it can name host paths, so it must
-    never be copied into a message an API user sees.
-    """
+def missing(message: str, fix: str = MISSING_FIX) -> QemuImgError:
+    """The error for a qemu tool that cannot be run: the message says what
+    to install or set."""
+    return exceptions.qemu_error("missing", "%s; %s" % (message, fix),
+                                 fix=fix)
 
-    def __init__(self, kind: str, message: str, returncode: Optional[int] = None,
-                 stderr: str = "", fix: str = "") -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.returncode = returncode
-        self.stderr = stderr
-        # For ``missing``: what the operator installs or sets.
-        self.fix = fix or (MISSING_FIX if kind == "missing" else "")
+
+def unusable_interpreter(exc: InterpreterUnusable) -> QemuImgError:
+    return missing("%s cannot be used on this host: %s" % (exc.tool,
+                                                           exc.reason),
+                   exc.fix)
+
+
+def exit_error(what: str, returncode: int, stderr: str, limits: "Limits",
+               cpu_seconds: Optional[float] = None) -> QemuImgError:
+    """The error for ``qemu-img <what>`` (or any process started under the
+    same limits) that ended with ``returncode`` after ``cpu_seconds`` of
+    CPU. The message uses fixed phrases only, never the tool's stderr (it
+    may name host paths)."""
+    ended = exits.classify(returncode, cpu_seconds, limits.cpu_seconds)
+    if ended.kind == "limit":
+        limit = {"CPU": "the CPU limit of %ds was reached"
+                        % limits.cpu_seconds,
+                 "file size": "its output grew past the file-size limit",
+                 "address space": "the memory limit of %d MiB was reached"
+                                  % (limits.address_space_bytes // units.Mi)}
+        return exceptions.qemu_error(
+            "limit", "%s was killed by %s: %s" % (
+                what, ended.by, limit[ended.limit]),
+            returncode, stderr)
+    if ended.kind == "killed":
+        return exceptions.qemu_error(
+            "killed", "%s was killed by %s from outside"
+            % (what, ended.by), returncode, stderr)
+    if "failed to execute" in stderr:      # from oslo's prlimit wrapper
+        return missing("%s could not be started" % what)
+    for phrase, hint in _LIMIT_PHRASES:
+        if phrase in stderr:
+            return exceptions.qemu_error(
+                "limit", "%s exited with status %d (%s)" % (
+                    what, returncode, hint.format(
+                        mib=limits.address_space_bytes // units.Mi)),
+                returncode, stderr)
+    return exceptions.qemu_error(
+        "failed", "%s exited with status %d" % (what, returncode),
+        returncode, stderr)
+
+
+# What qemu prints when a limit, not the image, stopped it.
+_LIMIT_PHRASES = (
+    ("No space left", "no space left in the staging area"),
+    ("File too large", "the output grew past the measured size"),
+    ("Cannot allocate memory", "out of memory under the {mib} MiB limit"),
+    ("failed to allocate", "out of memory under the {mib} MiB limit"),
+)
 
 
 @dataclasses.dataclass
@@ -119,51 +164,28 @@ class QemuImg:
             ok_codes: Sequence[int] = (0,)) -> Result:
         """Run ``qemu-img ARGS`` under limits; raise QemuImgError otherwise."""
         limits = limits or self.limits
-        procs: List[subprocess.Popen] = []
         start = time.monotonic()
         cmd = [self.binary] + [str(a) for a in args]
         try:
             python_exec = self.python_exec
         except InterpreterUnusable as exc:
-            raise QemuImgError("missing", "%s cannot be used on this host: "
-                               "%s" % (exc.tool, exc.reason), fix=exc.fix)
+            raise unusable_interpreter(exc)
         try:
-            stdout, stderr = processutils.execute(
-                *cmd, prlimit=limits.prlimit(), python_exec=python_exec,
-                timeout=limits.timeout_seconds, check_exit_code=False,
-                env_variables=child_env(),
-                on_execute=procs.append,
-                log_errors=processutils.LOG_FINAL_ERROR)
+            done = exits.run(limited_command(cmd, limits, python_exec),
+                             env=child_env(),
+                             timeout=limits.timeout_seconds)
         except subprocess.TimeoutExpired:
-            for proc in procs:
-                _kill(proc)
-            raise QemuImgError(
+            raise exceptions.qemu_error(
                 "timeout", "qemu-img %s did not finish within %ss"
                 % (args[0], limits.timeout_seconds))
         except OSError as exc:
-            raise QemuImgError("missing", "cannot run %s: %s"
-                               % (self.binary, exc.strerror or exc))
+            raise missing("cannot run %s: %s" % (self.binary,
+                                                 exc.strerror or exc))
         elapsed = time.monotonic() - start
-        returncode = procs[0].returncode if procs else 0
-        if returncode < 0:
-            # Killed by a signal: SIGXCPU/SIGKILL from the CPU limit, or
-            # SIGABRT/SIGSEGV when an allocation failed under RLIMIT_AS.
-            raise QemuImgError(
-                "limit", "qemu-img %s was killed by signal %d (resource "
-                "limit: %ds CPU, %d MiB address space)"
-                % (args[0], -returncode, limits.cpu_seconds,
-                   limits.address_space_bytes // units.Mi),
-                returncode, stderr)
-        if returncode not in ok_codes:
-            kind = "failed"
-            if "failed to execute" in stderr:   # from oslo's prlimit wrapper
-                kind = "missing"
-            elif "Cannot allocate memory" in stderr or \
-                    "failed to allocate" in stderr:
-                kind = "limit"
-            raise QemuImgError(kind, "qemu-img %s exited with status %d"
-                               % (args[0], returncode), returncode, stderr)
-        return Result(returncode, stdout, stderr, elapsed)
+        if done.returncode not in ok_codes:
+            raise exit_error("qemu-img %s" % args[0], done.returncode,
+                             done.stderr, limits, done.cpu_seconds)
+        return Result(done.returncode, done.stdout, done.stderr, elapsed)
 
     def version(self) -> str:
         """The qemu-img version string, e.g. ``7.2.22``."""
@@ -233,10 +255,6 @@ class QemuImg:
         return self.run(["dd", "-f", formats.to_qemu(src_format), "-O", "raw",
                          "bs=%d" % block_size, "count=%d" % count,
                          "if=%s" % src, "of=%s" % dst], limits=limits)
-
-
-class InterpreterUnusable(exceptions.ToolUnavailable):
-    """The prlimit wrapper has no Python to run under (uWSGI, mod_wsgi)."""
 
 
 def interpreter() -> str:
@@ -316,10 +334,12 @@ def _parse_json(text: str, what: str) -> Dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError:
-        raise QemuImgError("failed", "qemu-img %s printed no JSON" % what)
+        raise exceptions.qemu_error("failed",
+                                    "qemu-img %s printed no JSON" % what)
     if not isinstance(data, dict):
-        raise QemuImgError("failed", "qemu-img %s printed unexpected JSON"
-                           % what)
+        raise exceptions.qemu_error("failed",
+                                    "qemu-img %s printed unexpected JSON"
+                                    % what)
     return data
 
 
@@ -327,21 +347,4 @@ def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the process group ``proc`` leads (it was started with
     ``start_new_session``/``setsid``), so helpers it started (qemu-nbd, a
     qemu-img behind ionice) go with it; ``proc`` alone if it leads none."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        try:
-            proc.kill()
-        except ProcessLookupError:
-            pass
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.kill(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        LOG.warning("qemu-img pid %d did not exit after SIGKILL", proc.pid)
+    exits.kill(proc, group=True)

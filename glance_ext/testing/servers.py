@@ -40,6 +40,8 @@ import urllib.error
 import urllib.request
 from typing import List, Optional
 
+from glance_ext.exceptions import CoordinationServerUnavailable
+
 ETCD = "etcd"
 REDIS = "redis-server"
 INSTALL_HINT = ("install it with tools/install-system-deps.sh --test "
@@ -48,8 +50,9 @@ INSTALL_HINT = ("install it with tools/install-system-deps.sh --test "
 _RUNNING: List["Server"] = []
 
 
-class ServerUnavailable(RuntimeError):
-    """The server binary is missing or the server did not start."""
+# The server binary is missing or the server did not start (defined with
+# every other error in glance_ext.exceptions).
+ServerUnavailable = CoordinationServerUnavailable
 
 
 def free_port() -> int:

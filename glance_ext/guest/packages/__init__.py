@@ -31,6 +31,7 @@ import enum
 from typing import Any, Dict, List, Optional
 
 from glance_ext.guest import guesttree
+from glance_ext.exceptions import InventoryError
 
 MiB = 1024 * 1024
 
@@ -44,10 +45,6 @@ class PackageFormat(str, enum.Enum):
     RPM_NDB = "rpm-ndb"
     APK = "apk"
     WINDOWS = "windows-registry"
-
-
-class InventoryError(Exception):
-    """A package database is corrupt, oversized or cannot be read."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -78,13 +78,19 @@ def cache_dir() -> str:
     if env:
         os.makedirs(env, exist_ok=True)
         return env
-    # Keyed by every builder source: a changed builder means new images.
+    # Keyed by every builder source and every host file the trees copy
+    # (the machine's dpkg status): either changing means new images.
     digest = hashlib.sha256()
     here = os.path.dirname(os.path.abspath(__file__))
     for name in sorted(os.listdir(here)):
         if name.endswith(".py"):
             with open(os.path.join(here, name), "rb") as fh:
                 digest.update(fh.read())
+    from glance_ext.testing.guest import pkgdb
+    host_status = pkgdb.host_dpkg_status()
+    if host_status:
+        with open(host_status, "rb") as fh:
+            digest.update(fh.read())
     path = os.path.join(tempfile.gettempdir(),
                         "glance-ext-guest-images-" + digest.hexdigest()[:12])
     os.makedirs(path, exist_ok=True)

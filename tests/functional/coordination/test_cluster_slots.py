@@ -36,7 +36,7 @@ import time
 
 import pytest
 
-from glance_ext import coordination
+from glance_ext import exceptions
 from glance_ext.conversion import cluster
 from glance_ext.conversion import slots
 
@@ -144,7 +144,7 @@ def test_backend_stopped_mid_run(kind, server_factory, tmp_path):
         t.join(timeout=180)
         assert not t.is_alive()
     failed = outcome["b"]
-    assert isinstance(failed, coordination.CoordinationUnavailable), failed
+    assert isinstance(failed, exceptions.CoordinationUnavailable), failed
     assert server.url in str(failed) and "not of any image" in str(failed)
     degraded = outcome["c"]
     assert isinstance(degraded, slots.Held), degraded

@@ -42,6 +42,7 @@ import subprocess
 import pytest
 from packageurl import PackageURL
 
+from glance_ext import testing
 from glance_ext.guest import inspect_guest
 from glance_ext.guest import sbom
 from glance_ext.testing.guest import disks
@@ -54,10 +55,7 @@ DIB = pytest.mark.dib
 
 def _need_virt_inspector():
     why = virt_inspector.missing()
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+    testing.needs(why)
 
 
 @pytest.fixture(scope="module")
@@ -175,10 +173,10 @@ def test_dib_image_same_as_virt_inspector(dib_build, dib_reports):
 def test_same_packages_as_virt_inspector(name, container):
     _need_virt_inspector()
     if disks.SPECS[name].root_fs == "ntfs" and disks.ntfs_missing():
-        pytest.skip(disks.ntfs_missing())
+        testing.needs(disks.ntfs_missing())
     if disks.SPECS[name].distro != "debian" and pkgdb.rpm_missing() and \
             disks.SPECS[name].distro != "windows":
-        pytest.skip(pkgdb.rpm_missing())
+        testing.needs(pkgdb.rpm_missing())
     path = disks.image(disks.SPECS[name], container)
     fmt = disks.disk_format_of(container)
     _compare(path, fmt, inspect_guest(path, fmt))
@@ -197,8 +195,7 @@ def test_suse_ndb_where_virt_inspector_lists_nothing(tmp_path):
     machine's rpm reads ndb, the two lists must be the same instead.
     """
     _need_virt_inspector()
-    if pkgdb.rpm_missing():
-        pytest.skip(pkgdb.rpm_missing())
+    testing.needs(pkgdb.rpm_missing())
     path = disks.image(disks.SPECS["opensuse-mbr"], "raw")
     report = inspect_guest(path, "raw")
     assert report.inventory["format"] == "rpm-ndb"

@@ -28,6 +28,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from glance_ext import testing
 from glance_ext.guest import inspect_guest
 from glance_ext.testing.guest import disks
 from glance_ext.testing.guest import virt_inspector
@@ -37,10 +38,7 @@ pytestmark = [pytest.mark.slow]
 
 def _need_virt_inspector():
     why = virt_inspector.missing()
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+    testing.needs(why)
 
 
 def _virt_inspector(path: str, fmt: str) -> ET.Element:
@@ -68,7 +66,7 @@ def test_same_identity_as_virt_inspector(name, container):
     _need_virt_inspector()
     spec = disks.SPECS[name]
     if spec.root_fs == "ntfs" and disks.ntfs_missing():
-        pytest.skip(disks.ntfs_missing())
+        testing.needs(disks.ntfs_missing())
     path = disks.image(spec, container)
     fmt = disks.disk_format_of(container)
     ours = inspect_guest(path, fmt)

@@ -33,6 +33,7 @@ import time
 
 import pytest
 
+from glance_ext import testing
 from glance_ext.local_glance import client
 from glance_ext.testing.guest import disks
 from glance_ext.testing import windows_disks
@@ -52,7 +53,7 @@ RULES = """\
 def need_builders():
     missing = disks.tool_missing()
     if missing:
-        pytest.skip("guest image builders need %s" % missing)
+        testing.needs("guest image builders need %s" % missing)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_role_and_visibility_conditions_from_the_real_request(glance):
 def test_windows_without_virtio_gets_bootable_devices(glance):
     why = windows_disks.missing()
     if why:
-        pytest.skip("Windows test disks need %s" % why)
+        testing.needs("Windows test disks need %s" % why)
     path = windows_disks.image("win2k22-novirtio", "qcow2")
     image_id = glance.import_file(path, "qcow2", name="win2k22")
     image = glance.wait_import(image_id)

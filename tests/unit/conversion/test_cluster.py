@@ -26,8 +26,8 @@ import socket
 
 import pytest
 
-from glance_ext import coordination
 from glance_ext import exceptions
+from glance_ext.common import coordination
 from glance_ext.conversion import cluster
 from glance_ext.conversion import options
 from glance_ext.conversion import settings as settings_mod
@@ -81,7 +81,7 @@ def test_unreachable_fails_and_gives_the_host_slot_back(scheme, tmp_path):
         if scheme == "redis" else "%s://127.0.0.1:%d" % (scheme,
                                                          _closed_port())
     host = slots.HostSlots(str(tmp_path), 1, node="n1")
-    with pytest.raises(coordination.CoordinationUnavailable) as err:
+    with pytest.raises(exceptions.CoordinationUnavailable) as err:
         slots.acquire_all(host, cluster.ClusterSlots(url, 2), timeout=30)
     text = str(err.value)
     assert isinstance(err.value, exceptions.ToolUnavailable)
@@ -162,7 +162,10 @@ def test_plugin_reports_an_unreachable_backend_as_the_deployment(
     with pytest.raises(base.PluginFailure) as err:
         plugin_tests.run(staged, image)
     text = str(err.value)
-    assert "could not start converting qcow2 to raw" in text
+    # Through the one boundary: an environment fault, never a refusal.
+    assert text.startswith("glance_ext_convert cannot run on this Glance "
+                           "host: the coordination backend")
+    assert "rejected" not in text
     assert url in text and "not of any image" in text
     assert "coordination_unreachable = host_limits" in text
     assert image.status == "queued"

@@ -22,6 +22,7 @@ import os
 
 import pytest
 
+from glance_ext import exceptions
 from glance_ext.decompression import codecs
 from glance_ext.decompression import stream
 from glance_ext.testing import archives
@@ -109,7 +110,7 @@ def test_space_reserve(tmp_path, data):
     src = archives.write(str(tmp_path / "in"),
                          archives.compress("gzip", data))
     limits = stream.Limits(free_space_reserve=1 << 60)
-    with pytest.raises(stream.DecompressionRefused) as err:
+    with pytest.raises(exceptions.InsufficientSpace) as err:
         stream.decompress(src, "gzip", str(tmp_path / "o"), limits)
     assert "nearly full" in str(err.value)
 

@@ -21,6 +21,7 @@ import shutil
 
 import pytest
 
+from glance_ext import testing
 from glance_ext.guest import inspect_guest
 from glance_ext.testing.guest import disks
 
@@ -28,8 +29,8 @@ from glance_ext.testing.guest import disks
 def _need(*tools: str) -> None:
     for tool in tools:
         if shutil.which(tool) is None:
-            pytest.skip("%s is not installed (see docs/guest-inspection.md "
-                        "for the Debian packages the tests need)" % tool)
+            testing.needs("%s is not installed (see docs/guest-inspection.md "
+                          "for the Debian packages the tests need)" % tool)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +43,7 @@ def guest_image():
         if spec.root_fs == "xfs":
             _need("mkfs.xfs")
         if spec.root_fs == "ntfs" and disks.ntfs_missing():
-            pytest.skip(disks.ntfs_missing())
+            testing.needs(disks.ntfs_missing())
         return disks.image(spec, container), disks.disk_format_of(container)
     return get
 

@@ -17,6 +17,7 @@ import os
 
 import pytest
 
+from glance_ext import testing
 from glance_ext.guest import inspect_guest
 from glance_ext.guest import options
 from glance_ext.testing.guest import crafted
@@ -26,7 +27,7 @@ from glance_ext.testing.guest import crafted
 def _tools():
     import shutil
     if shutil.which("mke2fs") is None:
-        pytest.skip("mke2fs (e2fsprogs) is not installed")
+        testing.needs("mke2fs (e2fsprogs) is not installed")
 
 
 def test_symlink_loop_is_reported_not_followed():
@@ -120,7 +121,7 @@ def test_older_ext_generations(tmp_path, fs_type):
 def test_btrfs_is_identified_not_guessed(tmp_path):
     import shutil
     if shutil.which("mkfs.btrfs") is None:
-        pytest.skip("mkfs.btrfs (btrfs-progs) is not installed")
+        testing.needs("mkfs.btrfs (btrfs-progs) is not installed")
     from glance_ext.testing.guest import disks
     from glance_ext.testing.guest import trees
     root = tmp_path / "root"

@@ -21,6 +21,7 @@ import zlib
 
 import pytest
 
+from glance_ext import testing
 from glance_ext.guest import partitions
 
 MiB = 1024 * 1024
@@ -37,7 +38,7 @@ class _Bytes:
 
 def _sfdisk(tmp_path, script: str, size: int = 64 * MiB) -> _Bytes:
     if shutil.which("sfdisk") is None:
-        pytest.skip("sfdisk (fdisk) is not installed")
+        testing.needs("sfdisk (fdisk) is not installed")
     path = tmp_path / "disk.raw"
     with open(path, "wb") as fh:
         fh.truncate(size)
@@ -175,7 +176,7 @@ def test_lvm_writer_is_accepted_by_lvm2(tmp_path):
     """The PV our builder writes is what lvm2's own pvck reads: label,
     header and metadata checksums included."""
     if shutil.which("pvck") is None:
-        pytest.skip("pvck (lvm2) is not installed")
+        testing.needs("pvck (lvm2) is not installed")
     from glance_ext.testing.guest import lvm
     fs = tmp_path / "fs.img"
     fs.write_bytes(b"\1" * 4096)

@@ -32,6 +32,7 @@ from taskflow.patterns import linear_flow as lf
 
 from glance.common import exception as glance_exception
 
+from glance_ext import testing
 from glance_ext.guest import inspect_guest
 from glance_ext.guest import options as guest_options
 from glance_ext.guest import sbom
@@ -60,7 +61,7 @@ class Failing(task.Task):
 def need_builders():
     missing = disks.tool_missing()
     if missing:
-        pytest.skip("guest image builders need %s" % missing)
+        testing.needs("guest image builders need %s" % missing)
 
 
 @pytest.fixture
@@ -271,7 +272,7 @@ def test_uninspectable_image(conf, tmp_path):
 def windows_ok():
     why = windows_disks.missing()
     if why:
-        pytest.skip("Windows test disks need %s" % why)
+        testing.needs("Windows test disks need %s" % why)
 
 
 @pytest.mark.parametrize("variant,container,expected", [
@@ -310,17 +311,12 @@ def test_drivers_without_drivers_dir_cannot_tell(windows_ok):
 def _need_rpm():
     from glance_ext.testing.guest import pkgdb
     why = pkgdb.rpm_missing()
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+    testing.needs(why)
 
 
 def _need_osinfo():
     if not os.path.isdir("/usr/share/osinfo/os"):
-        if os.environ.get("CI") == "true":
-            pytest.fail("osinfo-db is not installed")
-        pytest.skip("osinfo-db is not installed")
+        testing.needs("osinfo-db is not installed")
 
 
 def test_package_summary_and_sbom_written(conf, tmp_path):

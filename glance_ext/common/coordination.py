@@ -13,7 +13,8 @@
 """The one way glance_ext talks to a tooz coordination backend.
 
 Used by the cluster-wide conversion cap (``conversion.cluster``) and the
-cache manager's election (``cache_manager.election``). tooz does the
+cache manager's election (``cache_manager.election``), two engines, so it
+lives in ``common``. tooz does the
 locking; this module adds what those callers need and tooz does not give
 (each measured against etcd 3.4 and redis 7.0 here):
 
@@ -21,8 +22,9 @@ locking; this module adds what those callers need and tooz does not give
   retries a refused connection 15 times (about 60 s here) before it
   raises, so every call is preceded by a plain TCP connect to the
   backend (milliseconds), and a refused or unreachable backend is
-  reported at once as ``CoordinationUnavailable``, an environment fault
-  (``exceptions.ToolUnavailable``) that names the backend.
+  reported at once as ``exceptions.CoordinationUnavailable``, an
+  environment fault (a ``ToolUnavailable``, never an image refusal) that
+  names the backend and what to do.
 - **A stop that returns.** tooz's own heartbeat thread retries a failed
   heartbeat forever and ``coordinator.stop()`` joins it, so a backend
   that dies while a lock is held hangs the caller for as long as the
@@ -49,6 +51,7 @@ from typing import Callable, Dict, Optional, Set, Tuple
 from oslo_log import log as logging
 
 from glance_ext import exceptions
+from glance_ext.exceptions import CoordinationUnavailable
 
 with warnings.catch_warnings():
     # tooz imports futurist, which warns that eventlet is deprecated even
@@ -78,15 +81,6 @@ DRIVER_PACKAGES = {
     "psycopg2": "pip install psycopg2",
 }
 _SECRET_QUERY_KEYS = ("password", "sentinel_password", "token", "secret")
-
-
-class CoordinationUnavailable(exceptions.ToolUnavailable):
-    """The coordination backend cannot be used right now (unreachable,
-    refused, timed out, or its driver is not installed). An environment
-    fault, never a fault of an image; ``backend`` is the redacted URL."""
-
-    message = ("the coordination backend %(backend)s cannot be used: "
-               "%(reason)s; %(fix)s")
 
 
 def redact(url: str) -> str:
@@ -130,10 +124,12 @@ def endpoint(url: str) -> Optional[Tuple[str, object]]:
 
 
 def check_reachable(url: str, timeout: float = 2.0,
-                    what: str = "coordination") -> None:
+                    what: str = "coordination", then: str = "") -> None:
     """Connect to the backend's socket once; raise CoordinationUnavailable
     when that fails. (Why: see the module docstring, tooz's redis driver
-    takes about a minute to report a refused connection.)"""
+    takes about a minute to report a refused connection.) ``what`` is the
+    job that needs the backend, ``then`` what its user can do meanwhile;
+    both go into the message's fix."""
     target = endpoint(url)
     if target is None:
         return
@@ -152,12 +148,15 @@ def check_reachable(url: str, timeout: float = 2.0,
             reason="cannot connect to %s (%s)" % (
                 address if kind == "unix" else "%s:%s" % address,
                 exc.strerror or exc),
-            fix=_fix(what))
+            fix=fix_text(what, then))
 
 
-def _fix(what: str) -> str:
-    return ("start it or make it reachable from this host (%s); this is a "
+def fix_text(what: str, then: str = "") -> str:
+    """What an operator does about an unreachable backend (and what the
+    user of ``what`` can do meanwhile, ``then``)."""
+    text = ("start it or make it reachable from this host (%s); this is a "
             "fault of the deployment, not of any image" % what)
+    return "%s; %s" % (text, then) if then else text
 
 
 class Session:
@@ -165,15 +164,17 @@ class Session:
     pass), with the locks it holds kept alive by a thread of our own.
 
     ``purpose`` names the job in logs and messages ("the cluster-wide
-    conversion cap ([glance_ext_convert] coordination_url)").
+    conversion cap ([glance_ext_convert] coordination_url)"); ``then``
+    is what its user can do while the backend is away, for the messages.
     """
 
     def __init__(self, url: str, member: str, purpose: str,
                  connect_timeout: float = 2.0,
-                 stop_timeout: float = 5.0) -> None:
+                 stop_timeout: float = 5.0, then: str = "") -> None:
         self.url = url
         self.backend = redact(url)
         self.purpose = purpose
+        self.then = then
         self.connect_timeout = connect_timeout
         self.stop_timeout = stop_timeout
         self.member = ("%s-%s" % (member, uuid.uuid4().hex[:8])).encode()
@@ -190,12 +191,17 @@ class Session:
     def _unavailable(self, reason: str) -> CoordinationUnavailable:
         return CoordinationUnavailable(backend=self.backend,
                                        tool="coordination backend",
-                                       reason=reason, fix=_fix(self.purpose))
+                                       reason=reason,
+                                       fix=fix_text(self.purpose, self.then))
+
+    def _check(self) -> None:
+        check_reachable(self.url, self.connect_timeout, self.purpose,
+                        self.then)
 
     def _call(self, fn: Callable, what: str):
         """``fn()`` after the reachability check, tooz's errors turned
         into CoordinationUnavailable."""
-        check_reachable(self.url, self.connect_timeout, self.purpose)
+        self._check()
         try:
             return fn()
         except CoordinationUnavailable:
@@ -242,7 +248,7 @@ class Session:
 
     def _reachable(self) -> bool:
         try:
-            check_reachable(self.url, self.connect_timeout, self.purpose)
+            self._check()
         except CoordinationUnavailable as exc:
             LOG.warning("%s; not contacting it to release or disconnect "
                         "(a lock left there expires after %s s)", exc,
@@ -288,7 +294,7 @@ class Session:
         last_warning = 0.0
         while not self._stop.wait(interval):
             try:
-                check_reachable(self.url, self.connect_timeout, self.purpose)
+                self._check()
                 wait = self.coordinator.heartbeat()
             except Exception as exc:
                 self.beat_failures += 1
