@@ -201,6 +201,12 @@ def run(args: argparse.Namespace) -> int:
         outcome = engine.convert(
             args.source, detected, args.output, decision.target_format,
             on_progress=bar, on_wait=bar.waiting if bar else None)
+    except exceptions.ToolUnavailable as exc:
+        # The host or the deployment (a tool, the coordination backend of
+        # the cluster-wide cap), never the image: exit 2, as for usage.
+        if bar:
+            bar.done()
+        return _usage("cannot convert on this host: %s" % exc)
     except exceptions.GlanceExtError as exc:
         if bar:
             bar.done()

@@ -27,6 +27,7 @@ import socket
 import pytest
 
 from glance_ext import exceptions
+from glance_ext.cmd import main
 from glance_ext.common import coordination
 from glance_ext.conversion import cluster
 from glance_ext.conversion import options
@@ -145,6 +146,35 @@ def test_settings_refuse_an_url_tooz_cannot_use():
     ok = settings_mod.Settings(coordination_url="redis://127.0.0.1:1")
     assert ok.cluster_max_concurrent == 4
     assert ok.coordination_unreachable == "fail"
+
+
+def test_source_rules_still_checked_with_a_coordination_url():
+    # The scheme check must not replace the set of output formats the
+    # source_format_rules are checked against.
+    ok = settings_mod.Settings(coordination_url="redis://127.0.0.1:1",
+                               source_format_rules=(("vmdk", "raw"),
+                                                    ("iso", "keep")))
+    assert ok.source_rule_map == {"vmdk": "raw", "iso": "keep"}
+    with pytest.raises(settings_mod.SettingsError):
+        settings_mod.Settings(coordination_url="redis://127.0.0.1:1",
+                              source_format_rules=(("vmdk", "ext4"),))
+
+
+def test_cli_exits_2_when_the_backend_cannot_be_used(samples, tmp_path,
+                                                     capsys):
+    url = "etcd3+http://127.0.0.1:%d" % _closed_port()
+    conf = tmp_path / "glance-image-import.conf"
+    conf.write_text("[glance_ext_convert]\ncoordination_url = %s\n"
+                    "lock_dir = %s\n" % (url, tmp_path / "l"))
+    dst = tmp_path / "o.raw"
+    rc = main.main(["convert", samples["qcow2"].path, str(dst), "--to",
+                    "raw", "--config-file", str(conf)])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert url in err and "not of any image" in err
+    assert "cannot convert on this host" in err
+    assert "conversion refused or failed" not in err
+    assert not dst.exists()
 
 
 def test_options_are_listed():
