@@ -83,6 +83,24 @@ def boot_id() -> str:
         return ""
 
 
+def boot_time() -> Optional[float]:
+    """When this machine booted (seconds since the epoch), or None."""
+    try:
+        with open("/proc/stat") as fh:
+            for line in fh:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+# An entry that names this node but was written under another boot id
+# more than this long after this machine booted cannot come from an
+# earlier boot of this machine (clocks of nodes may differ a little).
+SAME_NAME_MARGIN_SECONDS = 120.0
+
+
 def start_time(pid: int) -> Optional[str]:
     """The start time of ``pid`` (clock ticks since boot), or None."""
     try:
@@ -220,9 +238,27 @@ class Journal:
         here."""
         return [e for e in self.entries() if e.owner.host != self.host]
 
+    def clashing(self) -> List[Entry]:
+        """Entries that name this node but were written by another
+        machine: another boot id, and written after this machine booted.
+        Two nodes use one ``[glance_ext] host`` on one shared journal;
+        judging those entries by this machine's process table would revert
+        imports that still run there, so they are left alone (and
+        ``recovery`` says why)."""
+        booted = boot_time()
+        mine = boot_id()
+        if booted is None or not mine:
+            return []
+        return [e for e in self.own()
+                if e.owner.boot_id and e.owner.boot_id != mine
+                and e.updated > booted + SAME_NAME_MARGIN_SECONDS]
+
     def interrupted(self) -> List[Entry]:
-        """Entries of this node whose process is gone."""
-        return [e for e in self.own() if not e.owner.alive()]
+        """Entries of this node whose process is gone (never one that
+        another machine of the same name wrote: ``clashing``)."""
+        clashing = {(e.image_id, e.task_id) for e in self.clashing()}
+        return [e for e in self.own() if not e.owner.alive()
+                and (e.image_id, e.task_id) not in clashing]
 
     def old(self, age_seconds: float) -> List[Entry]:
         """Entries of live processes of this node not updated for

@@ -214,6 +214,14 @@ def _recover(journal: journal_mod.Journal, glance: _Glance) -> int:
         LOG.debug("Journal entry of image %s belongs to node %s (this is "
                   "%s): left to that node's recovery", entry.image_id,
                   entry.owner.host, journal.host)
+    for entry in journal.clashing():
+        LOG.error("Journal entry of image %s (task %s) names this node (%s) "
+                  "but was written on another machine (boot id %s) since "
+                  "this one started: two glance-api nodes use [glance_ext] "
+                  "host = %s on one shared journal (%s). Not recovering it; "
+                  "give every node its own [glance_ext] host",
+                  entry.image_id, entry.task_id, journal.host,
+                  entry.owner.boot_id, journal.host, journal.directory)
     _forget_finished(journal, glance)
     reverted = 0
     for entry in journal.interrupted():

@@ -13,6 +13,7 @@
 """The import journal tells live imports from interrupted ones, and the
 recovery's decision follows from the entry and the image as it is now."""
 
+import json
 import os
 import subprocess
 import sys
@@ -80,7 +81,19 @@ def test_dead_process_reused_pid_or_reboot_is_interrupted(tmp_path):
     rebooted = Owner.this_process()
     rebooted.boot_id = "another-boot"
     j.write(_entry(owner=rebooted))
+    # Written before this machine booted (a real reboot; written since,
+    # it would be another machine's: see test_an_entry_of_another_...).
+    _set_updated(str(tmp_path), "img", journal_mod.boot_time() - 10)
     assert len(j.interrupted()) == 1
+
+
+def _set_updated(directory, image_id, when):
+    path = os.path.join(directory, "%s.task.json" % image_id)
+    with open(path) as fh:
+        data = json.load(fh)
+    data["updated"] = when
+    with open(path, "w") as fh:
+        json.dump(data, fh)
 
 
 def test_old_entries_of_live_processes(tmp_path):
@@ -146,7 +159,6 @@ def test_entries_of_other_nodes_are_never_judged(tmp_path):
     b = journal_mod.Journal(str(tmp_path), host="node-b")
     dead_on_b = _dead_owner()
     dead_on_b.host = "node-b"
-    dead_on_b.boot_id = "another-boot"      # b's boot id, not a's
     a.write(_entry(image_id="of-b", owner=dead_on_b))
     mine = _dead_owner()
     mine.host = "node-a"
@@ -159,6 +171,26 @@ def test_entries_of_other_nodes_are_never_judged(tmp_path):
     os.utime(os.path.join(str(tmp_path), "live-b.task.json"))
     assert "live-b" not in [e.image_id for e in a.old(-1)]
     assert "live-b" in [e.image_id for e in b.old(-1)]
+
+
+def test_an_entry_of_another_machine_with_this_name_is_left_alone(
+        tmp_path):
+    # Two machines with one [glance_ext] host on one shared journal: an
+    # entry of that name written under another boot id after this machine
+    # booted is not from an earlier boot here; judging it by this
+    # machine's process table would revert a running import.
+    journal = journal_mod.Journal(str(tmp_path), host="node-a")
+    other = _dead_owner()
+    other.host = "node-a"
+    other.boot_id = "boot-of-another-machine"
+    journal.write(_entry(image_id="clash", owner=other))
+    assert [e.image_id for e in journal.clashing()] == ["clash"]
+    assert journal.interrupted() == []
+    # Written before this machine booted: an entry of this node from
+    # before a reboot, which is interrupted.
+    _set_updated(str(tmp_path), "clash", journal_mod.boot_time() - 10)
+    assert journal.clashing() == []
+    assert [e.image_id for e in journal.interrupted()] == ["clash"]
 
 
 def test_owner_names_its_node():
