@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from glance_ext.conversion import cluster
 from glance_ext.local_glance import client
 from glance_ext.testing import qemu_procs
 from tests.functional.convert import helpers
@@ -100,9 +101,9 @@ class Sampler(object):
                      for i in range(len(self.masters)))
 
     @property
-    def both_at_once(self) -> bool:
-        """Whether converts ran on every node at one instant."""
-        return any(all(s) for s in self.samples)
+    def total(self) -> int:
+        """Converts seen so far, summed over the samples (0: none ran)."""
+        return sum(sum(s) for s in self.samples)
 
 
 def import_concurrently(jobs: Sequence[Tuple[client.LocalGlance, str]],
@@ -130,6 +131,35 @@ def import_concurrently(jobs: Sequence[Tuple[client.LocalGlance, str]],
         t.join()
     assert not errors, errors
     return [r for r in results if r is not None]
+
+
+def hold_cluster_slots(url: str, cap: int) -> List[cluster.ClusterSlot]:
+    """Take every one of the ``cap`` cluster-wide slots on ``url`` from
+    this process (as conversions of another node would hold them), with
+    the code the plugins use; ``release`` each to give them back."""
+    held = []
+    for index in range(cap):
+        slot = cluster.ClusterSlots(url, cap,
+                                    member="test-holder").try_acquire()
+        assert slot is not None and slot.index == index, (slot, index)
+        held.append(slot)
+    return held
+
+
+def wait_messages(started: Sequence[Tuple[client.LocalGlance, str]],
+                  texts: Dict[str, int], timeout: float = 180) -> None:
+    """Wait until, for each ``text: count`` of ``texts``, exactly
+    ``count`` of the imports' task messages say ``text``."""
+    deadline = time.monotonic() + timeout
+    counts: Dict[str, int] = {}
+    while time.monotonic() < deadline:
+        messages = [helpers.task_message(n, i) for n, i in started]
+        counts = {t: sum(t in m for m in messages) for t in texts}
+        if counts == texts:
+            return
+        time.sleep(0.3)
+    raise AssertionError("task messages never said %r; last: %r"
+                         % (texts, messages))
 
 
 def converted_on(node: client.LocalGlance, image_id: str) -> bool:

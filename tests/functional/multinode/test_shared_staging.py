@@ -21,8 +21,9 @@ each node its own, as separate controllers have), and a node judges only
 its own entries. What this proves, with two real glance-api nodes,
 PostgreSQL and one shared staging directory:
 - the per-node conversion limit stays per node in the shared slot
-  directory: with ``max_concurrent = 1`` each node converts one image at
-  a time and both nodes convert at once;
+  directory: with ``max_concurrent = 1`` and node A's slot file held by
+  the test, A's imports wait for A's slot while B converts both of its
+  own and finishes; released, A converts; each node one at a time;
 - node A killed in the middle of a conversion; node B then imports, and
   its plugins run the recovery over the shared journal: B leaves A's dead
   import alone (still ``importing``, entry and upload still there), since
@@ -31,6 +32,7 @@ PostgreSQL and one shared staging directory:
   ``active``.
 """
 
+import fcntl
 import os
 import time
 
@@ -68,22 +70,42 @@ def test_nodes_share_staging_and_journal(cluster):
 def test_per_node_limit_stays_per_node_in_a_shared_slot_dir(cluster,
                                                             sources):
     a, b = cluster.nodes
+    slot_dir = os.path.join(os.path.dirname(a.staging_dir),
+                            "glance-ext-convert-slots")
+    os.makedirs(slot_dir, exist_ok=True)
+    # Node A's one slot held here, as a conversion of A's would hold it.
+    fd = os.open(os.path.join(slot_dir, "%s.slot-0" % service.node_host(0)),
+                 os.O_RDWR | os.O_CREAT, 0o640)
     sampler = common.Sampler([a, b])
     try:
-        started = common.import_concurrently(
-            [(a, sources[0]), (a, sources[1]), (b, sources[2]),
-             (b, sources[3])], name="shared")
-        for node, image_id in started:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            started = common.import_concurrently(
+                [(a, sources[0]), (a, sources[1]), (b, sources[2]),
+                 (b, sources[3])], name="shared")
+            # B is not held up by A's slot in the shared directory: both of
+            # its imports convert (one at a time) and finish, while A's
+            # wait for A's own slot.
+            for node, image_id in started[2:]:
+                image = node.wait_import(image_id, timeout=300)
+                assert image["status"] == "active", (image, node.log_tail())
+                assert common.converted_on(node, image_id)
+            for node, image_id in started[:2]:
+                assert "waiting for a conversion slot (1 allowed on this " \
+                    "host" in helpers.task_message(node, image_id)
+                assert node.image(image_id)["status"] == "importing"
+            assert sampler.peak_per_node == (0, 1), sampler.samples
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        for node, image_id in started[:2]:
             image = node.wait_import(image_id, timeout=300)
             assert image["status"] == "active", (image, node.log_tail())
             assert common.converted_on(node, image_id)
     finally:
         sampler.stop()
-    # One at a time per node, both nodes at once.
+    # One at a time per node.
     assert sampler.peak_per_node == (1, 1), sampler.samples
-    assert sampler.both_at_once
-    slot_dir = os.path.join(os.path.dirname(a.staging_dir),
-                            "glance-ext-convert-slots")
     names = set(os.listdir(slot_dir))
     assert {"%s.slot-0" % service.node_host(0),
             "%s.slot-0" % service.node_host(1)} <= names, names

@@ -21,10 +21,13 @@ conversions through a real etcd 3.4 started by the test, per node at most
 - staged on node A, imported through node B: Glance proxies the import to
   A, our plugins run on A (its log; B's shows the proxying), the image is
   ``active`` with the converted format and our properties;
-- six concurrent imports spread over both nodes: never more than 2
-  ``qemu-img convert`` at once across the nodes (the process table,
-  sampled every 50 ms), 2 at once on the two nodes together at some
-  point, a waiting import says it waits for the cluster, all ``active``;
+- six concurrent imports spread over both nodes, the cap held full by
+  the test at first (as another node's conversions would hold it): every
+  import that holds a host slot, on either node, says it waits for the
+  cluster and nothing converts, although each node has free slots; once
+  released, never more than 2 ``qemu-img convert`` at once across the
+  nodes (the process table, sampled every 50 ms), 2 at some point, each
+  node converting its own, all ``active``;
 - node A killed (its whole process group) in the middle of a conversion:
   node B keeps serving and its imports finish ``active``; B never touches
   A's import (still ``importing``, its journal entry still there, while A
@@ -45,6 +48,10 @@ from glance_ext.testing import crash
 from glance_ext.testing import images
 from tests.functional.convert import helpers
 from tests.functional.multinode import common
+
+
+WAITING = "waiting for a conversion slot (2 allowed in the cluster"
+HOST_WAITING = "waiting for a conversion slot (2 allowed on this host"
 
 
 @pytest.fixture(scope="module")
@@ -96,37 +103,41 @@ def test_staged_on_a_imported_through_b_runs_on_a(cluster, sources):
     assert a.staged_file_gone(image_id)
 
 
-def test_six_imports_over_two_nodes_respect_the_cluster_cap(cluster,
-                                                            sources):
+def test_six_imports_over_two_nodes_respect_the_cluster_cap(
+        cluster, sources, etcd_server):
     a, b = cluster.nodes
+    # The cluster starts full (both slots held here, as another node's
+    # conversions would hold them): the imports of either node that get a
+    # host slot must wait for the cluster although their node converts
+    # nothing.
+    held = common.hold_cluster_slots(etcd_server.url + "?lock_timeout=5", 2)
     sampler = common.Sampler([a, b])
     try:
-        started = common.import_concurrently(
-            [(a if i % 2 == 0 else b, sources[i]) for i in range(6)],
-            name="capped")
-        waited = False
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            done = 0
-            for node, image_id in started:
-                if "waiting for a conversion slot (2 allowed in the " \
-                        "cluster" in helpers.task_message(node, image_id):
-                    waited = True
-                if node.image(image_id)["status"] in ("active", "queued"):
-                    done += 1
-            if done == len(started):
-                break
-            time.sleep(0.3)
+        try:
+            started = common.import_concurrently(
+                [(a if i % 2 == 0 else b, sources[i]) for i in range(6)],
+                name="capped")
+            # Per node: two imports hold their host slots and wait for
+            # the cluster, the third waits for its host.
+            common.wait_messages(started, {WAITING: 4, HOST_WAITING: 2})
+            assert sampler.total == 0, sampler.samples
+        finally:
+            for slot in held:
+                slot.release()
+        for node, image_id in started:
+            image = node.wait_import(image_id, timeout=300)
+            assert image["status"] == "active", (image, node.log_tail())
     finally:
         sampler.stop()
     for node, image_id in started:
-        image = node.wait_import(image_id)
-        assert image["status"] == "active", (image, node.log_tail())
+        image = node.image(image_id)
         assert image["disk_format"] == "raw"
         assert common.converted_on(node, image_id)
+    # Never more than the cap across the nodes, and the cap reached (the
+    # released slots were taken at once by two of the six waiting); each
+    # node converted its own.
     assert sampler.peak == 2, sampler.samples
-    assert sampler.both_at_once
-    assert waited
+    assert all(sampler.peak_per_node), sampler.peak_per_node
 
 
 def test_node_a_killed_mid_conversion(cluster, sources):

@@ -15,8 +15,11 @@
 Two glance-api nodes (``local-glance up --nodes 2``, PostgreSQL, one file
 store, per-node staging) with a cap of 2 conversions across them through
 a redis 7.0 the module starts for itself. What this proves:
-- six concurrent imports over both nodes: never more than 2 ``qemu-img
-  convert`` at once across the nodes (process table), all ``active``;
+- six concurrent imports over both nodes while the cap is held full by
+  the test: the imports holding a host slot on either node wait for the
+  cluster and nothing converts; once released, never more than 2
+  ``qemu-img convert`` at once across the nodes (process table), 2 at
+  some point, each node converting its own, all ``active``;
 - redis stopped in the middle of a run, with 2 conversions running and
   others waiting for a cluster slot: the documented behaviour of the
   default ``coordination_unreachable = fail``: the running conversions
@@ -37,6 +40,7 @@ from tests.functional.convert import helpers
 from tests.functional.multinode import common
 
 WAITING = "waiting for a conversion slot (2 allowed in the cluster"
+HOST_WAITING = "waiting for a conversion slot (2 allowed on this host"
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +80,22 @@ def _wait_over(started, timeout=300):
         time.sleep(0.3)
 
 
-def test_six_imports_capped_through_redis(cluster, sources):
+def test_six_imports_capped_through_redis(cluster, sources, redis):
     a, b = cluster.nodes
+    # The cluster starts full (held here): the imports holding a host slot
+    # wait for the cluster on either node, then at most 2 convert at once.
+    held = common.hold_cluster_slots(redis.url + "?lock_timeout=5", 2)
     sampler = common.Sampler([a, b])
     try:
-        started = common.import_concurrently(
-            [(a if i % 2 else b, sources[i]) for i in range(6)],
-            name="redis-capped")
+        try:
+            started = common.import_concurrently(
+                [(a if i % 2 else b, sources[i]) for i in range(6)],
+                name="redis-capped")
+            common.wait_messages(started, {WAITING: 4, HOST_WAITING: 2})
+            assert sampler.total == 0, sampler.samples
+        finally:
+            for slot in held:
+                slot.release()
         _wait_over(started)
     finally:
         sampler.stop()
@@ -91,7 +104,7 @@ def test_six_imports_capped_through_redis(cluster, sources):
         assert image["status"] == "active", (image, node.log_tail())
         assert common.converted_on(node, image_id)
     assert sampler.peak == 2, sampler.samples
-    assert sampler.both_at_once
+    assert all(sampler.peak_per_node), sampler.peak_per_node
 
 
 def test_redis_stopped_mid_run(cluster, sources, redis):
