@@ -174,6 +174,16 @@ class ShippedDataMissing(ToolUnavailable):
     """glance_ext was installed without its data files."""
 
 
+class CoordinationUnavailable(ToolUnavailable):
+    """A tooz coordination backend (etcd, redis, ...) cannot be used right
+    now: unreachable, refused, timed out. ``backend`` is its URL without
+    credentials; ``fix`` says what to do. An environment fault, never a
+    fault of an image."""
+
+    message = ("the coordination backend %(backend)s cannot be used: "
+               "%(reason)s; %(fix)s")
+
+
 # -- the image ---------------------------------------------------------------
 
 class SourceRejected(ImageRefused):
@@ -263,6 +273,11 @@ class QuarantineError(ToolFailed):
 
 class LocalGlanceError(ToolFailed):
     """The local Glance (development tool) cannot be started or used."""
+
+
+class CoordinationServerUnavailable(ToolFailed):
+    """A coordination server the tests or benchmarks start (etcd, redis;
+    ``glance_ext.testing.servers``) is missing or did not start."""
 
 
 # -- qemu-img ----------------------------------------------------------------

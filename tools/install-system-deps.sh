@@ -13,6 +13,11 @@
 #                (the other guest-image builders of glance_ext/testing/guest/)
 #   rpm          (rpmbuild and rpm --initdb: the rpm databases of the
 #                package inventory tests)
+#   etcd-server redis-server
+#                (real coordination backends for the cluster-wide
+#                conversion cap and the cache manager's election; the
+#                tests start their own on loopback ports,
+#                glance_ext/testing/servers.py)
 #   with --dib, for the diskimage-builder image of the slow tests
 #   (glance_ext/testing/guest/dib.py; diskimage-builder comes from PyPI):
 #   debootstrap
@@ -51,7 +56,7 @@ if [ "$want_test" = 1 ]; then
     fi
     [ -d /usr/share/osinfo/os ] || missing+=(osinfo-db)
     need mkfs.xfs:xfsprogs mkntfs:ntfs-3g pvck:lvm2 mkfs.btrfs:btrfs-progs \
-        rpmbuild:rpm
+        rpmbuild:rpm etcd:etcd-server redis-server:redis-server
 fi
 if [ "$want_dib" = 1 ]; then
     need debootstrap:debootstrap
@@ -75,6 +80,14 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the packaged cluster; we only want the binaries.
 if [[ " ${missing[*]} " == *" postgresql "* ]]; then
     service postgresql stop >/dev/null 2>&1 || true
+fi
+# The same for the packaged etcd and redis services: the tests start
+# servers of their own on free ports.
+if [[ " ${missing[*]} " == *" etcd-server "* ]]; then
+    service etcd stop >/dev/null 2>&1 || true
+fi
+if [[ " ${missing[*]} " == *" redis-server "* ]]; then
+    service redis-server stop >/dev/null 2>&1 || true
 fi
 command -v qemu-img >/dev/null
 echo "installed: ${missing[*]}"

@@ -33,6 +33,7 @@ from typing import Dict, List, Optional
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from glance_ext import exceptions
 from glance_ext.cache_manager import ages
 from glance_ext.cache_manager import election as election_mod
 from glance_ext.cache_manager import glance_lookup
@@ -261,7 +262,7 @@ class CachePass:
             candidates = self._decide(result, scan, images, record, now,
                                       dry_run)
             if candidates and not dry_run and not result.blocked_reasons:
-                self._remove(candidates, result, record)
+                self._remove(candidates, result, record, leader)
             if leading:
                 # Purge runs even when removal is blocked (quarantined files
                 # are out of the cache and were unused when moved), but only
@@ -355,9 +356,25 @@ class CachePass:
                     result.blocked_reasons.append(msg)
         if dry_run:
             return None
-        leader = election_mod.Election(self.cm.coordination_url,
-                                       self.state_dir, self.conf.host)
-        if not leader.try_lead():
+        try:
+            leader = election_mod.Election(self.cm.coordination_url,
+                                           self.state_dir, self.conf.host)
+        except (exceptions.ToolUnavailable,
+                exceptions.ConfigurationError) as exc:
+            # Without the election nobody may act: report only.
+            LOG.error('Not removing anything: %s', exc)
+            result.blocked_reasons.append(
+                'the election cannot be held: %s' % exc)
+            return None
+        try:
+            leading = leader.try_lead()
+        except exceptions.ToolUnavailable as exc:
+            LOG.error('Not removing anything: %s', exc)
+            result.blocked_reasons.append(
+                'the election cannot be held: %s' % exc)
+            leader.stop()
+            return None
+        if not leading:
             result.blocked_reasons.append(
                 'another cache manager is acting on this storage')
             LOG.info('Another cache manager holds %s; this pass only '
@@ -457,9 +474,20 @@ class CachePass:
         return candidates
 
     def _remove(self, candidates: List[Entry], result: PassResult,
-                record) -> None:
+                record, leader=None) -> None:
         wait = self.cm.lock_wait_seconds
         for start in range(0, len(candidates), BATCH):
+            if leader is not None and not leader.still_leading():
+                # The backend stopped confirming our lock: another manager
+                # may be elected once it expires. Stop acting.
+                reason = ('the election lock on %s could not be refreshed; '
+                          'stopped removing' % leader.backend)
+                LOG.error('Not removing more: %s', reason)
+                result.blocked_reasons.append(reason)
+                for entry in candidates[start:]:
+                    if entry.state == REMOVABLE:
+                        entry.state = KEPT
+                return
             batch = candidates[start:start + BATCH]
             with locking.NovaLocks(self.conf.instances_path) as locks:
                 held = []

@@ -19,22 +19,28 @@ shared storage itself, so no extra service is needed; any tooz backend URL
 (etcd3+http://, redis://, zookeeper://...) can be configured instead. The
 lock name includes a storage id created once on the storage, so one
 coordination service can serve many storages.
+
+The connection goes through ``glance_ext.common.coordination``: an unreachable
+backend is reported at once (the pass then only reports, and says why),
+the lock is refreshed by a thread that never blocks the end of the pass,
+and ``still_leading`` tells a pass whose backend stopped confirming the
+lock to stop removing. With etcd or redis the lock of a manager that was
+killed stays taken until the backend's lease runs out (tooz's
+``lock_timeout``, 30 s unless the URL says ``?lock_timeout=N``); passes of
+the other managers only report until then.
 """
 
 import os
 import uuid
-import warnings
 from typing import Optional
 
 from oslo_log import log as logging
 
-with warnings.catch_warnings():
-    # tooz imports futurist, which warns that eventlet is deprecated even
-    # though nothing here uses eventlet; keep operators' cron mail clean.
-    warnings.simplefilter('ignore')
-    from tooz import coordination
+from glance_ext.common import coordination
 
 LOG = logging.getLogger(__name__)
+
+PURPOSE = "the cache manager election ([cache_manager] coordination_url)"
 
 
 def storage_id(state_dir: str) -> str:
@@ -58,7 +64,11 @@ def storage_id(state_dir: str) -> str:
 
 
 class Election:
-    """Holds the tooz lock of this storage for the duration of a pass."""
+    """Holds the tooz lock of this storage for the duration of a pass.
+
+    Raises ``exceptions.CoordinationUnavailable`` (or another
+    ``ToolUnavailable``) when the backend cannot be used.
+    """
 
     def __init__(self, url: Optional[str], state_dir: str,
                  member: str) -> None:
@@ -67,23 +77,34 @@ class Election:
             os.makedirs(coord_dir, exist_ok=True)
             url = 'file://' + coord_dir
         self.url = url
+        self.backend = coordination.redact(url)
+        self.member = '%s-%d' % (member, os.getpid())
         self.lock_name = ('glance-ext-cache-manager-%s'
                           % storage_id(state_dir)).encode()
-        self.coordinator = coordination.get_coordinator(
-            url, member.encode() + b'-' + str(os.getpid()).encode())
-        self.coordinator.start(start_heart=True)
-        self.lock = self.coordinator.get_lock(self.lock_name)
-        self.held = False
+        self.session = coordination.Session(url, self.member, PURPOSE)
+        self._lock: Optional[object] = None
+
+    @property
+    def held(self) -> bool:
+        return self._lock is not None
 
     def try_lead(self) -> bool:
-        self.held = bool(self.lock.acquire(blocking=False))
+        self._lock = self.session.try_lock(self.lock_name)
+        if self._lock is not None:
+            LOG.info('Elected on %s as %s: this manager acts on the storage '
+                     'in this pass', self.backend, self.member)
         return self.held
 
+    def still_leading(self) -> bool:
+        """Whether the backend confirmed the lock recently (a manager
+        whose backend went away stops acting)."""
+        return self.held and self.session.healthy()
+
     def resign(self) -> None:
-        if self.held:
-            self.lock.release()
-            self.held = False
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            self.session.release(lock)
 
     def stop(self) -> None:
         self.resign()
-        self.coordinator.stop()
+        self.session.stop()

@@ -37,6 +37,7 @@ from glance_ext.conversion import engine as engine_mod
 from glance_ext.conversion import options
 from glance_ext.conversion import progress as progress_mod
 from glance_ext.conversion.settings import Settings
+from glance_ext.conversion import slots
 from glance_ext.conversion import target as target_mod
 from glance_ext.inspection import options as validate_options
 from glance_ext.inspection import policy as policy_mod
@@ -128,10 +129,13 @@ class Bar:
                 self._last_decile = decile
                 self.stream.write(text + "\n")
 
-    def waiting(self, seconds: float) -> None:
-        if int(seconds) % 10 == 0:
-            self.stream.write("waiting for a conversion slot (%ds)%s"
-                              % (int(seconds), "\r" if self.tty else "\n"))
+    def waiting(self, wait: slots.Wait) -> None:
+        seconds = int(wait.seconds)
+        if seconds % 10 == 0 and seconds != getattr(self, "_last_wait", -1):
+            self._last_wait = seconds
+            self.stream.write("waiting for a conversion slot (%s; %ds)%s"
+                              % (wait.text, seconds,
+                                 "\r" if self.tty else "\n"))
 
     def done(self) -> None:
         if self.tty:
@@ -197,6 +201,12 @@ def run(args: argparse.Namespace) -> int:
         outcome = engine.convert(
             args.source, detected, args.output, decision.target_format,
             on_progress=bar, on_wait=bar.waiting if bar else None)
+    except exceptions.ToolUnavailable as exc:
+        # The host or the deployment (a tool, the coordination backend of
+        # the cluster-wide cap), never the image: exit 2, as for usage.
+        if bar:
+            bar.done()
+        return _usage("cannot convert on this host: %s" % exc)
     except exceptions.GlanceExtError as exc:
         if bar:
             bar.done()

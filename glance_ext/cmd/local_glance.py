@@ -10,7 +10,9 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""``glance-ext local-glance up|down|status``: a real glance-api, locally."""
+"""``glance-ext local-glance up|down|status|restart``: a real glance-api,
+locally; ``--nodes N`` for several, as on the controllers of an HA
+cloud."""
 
 import argparse
 import json
@@ -68,7 +70,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stores", type=_csv, default=None,
                         help="file store ids, comma-separated; the first "
                              "is the default backend (default: fs)")
-    parser.add_argument("--port", type=int)
+    parser.add_argument("--nodes", type=int, default=1, metavar="N",
+                        help="up: N glance-api processes (nodes) on their "
+                             "own ports, each with its own staging "
+                             "directory and worker_self_reference_url, "
+                             "sharing one PostgreSQL database and one file "
+                             "store (default 1)")
+    parser.add_argument("--shared-staging", action="store_true",
+                        help="up with --nodes: one staging directory for "
+                             "every node, as when it is mounted on every "
+                             "controller")
+    parser.add_argument("--node", type=int, metavar="I",
+                        help="restart: only node I (0-based); the others "
+                             "keep running")
+    parser.add_argument("--port", type=int,
+                        help="port of the first node; node I gets PORT+I "
+                             "(default: free ports)")
     parser.add_argument("--web-download-ports", type=_ports)
     parser.add_argument("--workers", type=int)
     parser.add_argument("--purge", action="store_true",
@@ -100,7 +117,11 @@ def _settings(args: argparse.Namespace, conf: cfg.ConfigOpts
     group = conf.local_glance
     return service.Settings(
         state_dir=_pick(args.state_dir, group.state_dir),
-        db=_pick(args.db, group.db),
+        # Several nodes need a database they can all write: PostgreSQL
+        # unless asked otherwise (which up then refuses, saying why).
+        db=_pick(args.db, "postgresql" if args.nodes > 1 else group.db),
+        nodes=args.nodes,
+        shared_staging=args.shared_staging,
         plugins=_pick(args.plugins, []),
         import_options=args.import_option,
         api_options=args.api_option,
@@ -117,8 +138,19 @@ def _settings(args: argparse.Namespace, conf: cfg.ConfigOpts
 
 
 def _print_up(state: service.State) -> None:
-    print("glance-api is running at %s (pid %d, db %s)"
-          % (state.url, state.pid, state.db))
+    nodes = state.all_nodes()
+    if len(nodes) == 1:
+        print("glance-api is running at %s (pid %d, db %s)"
+              % (state.url, state.pid, state.db))
+    else:
+        print("%d glance-api nodes are running (db %s, one file store%s):"
+              % (len(nodes), state.db,
+                 ", one shared staging directory" if state.shared_staging
+                 else ""))
+        for node in nodes:
+            print("  node %d: %s (pid %d, staging %s, log %s)"
+                  % (node.index, node.url, node.pid, node.staging_dir,
+                     node.log_file))
     print("import plugins: %s" % (", ".join(state.plugins) or "(none)"))
     print("log: %s" % state.log_file)
     print("Use it with the glance CLI:")
@@ -132,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         settings = _settings(args, _conf(args.config_file, args.config_dir))
         if args.action in ("up", "restart"):
             state = service.up(settings) if args.action == "up" else \
-                service.restart(settings.state_dir)
+                service.restart(settings.state_dir, node=args.node)
             if args.format == "json":
                 print(json.dumps(service.status(settings.state_dir),
                                  indent=2, sort_keys=True))
@@ -142,20 +174,23 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "down":
             state = service.down(settings.state_dir, purge=args.purge)
             if state:
-                print("stopped glance-api pid %d (%s)"
-                      % (state.pid, state.url))
+                for node in state.all_nodes():
+                    print("stopped glance-api pid %d (%s)"
+                          % (node.pid, node.url))
             else:
                 print("no local Glance recorded in %s" % settings.state_dir)
             return 0
         info = service.status(settings.state_dir)
         if args.format == "json":
             print(json.dumps(info, indent=2, sort_keys=True))
-        elif info["running"]:
-            print("running: %s pid %d healthy=%s db=%s plugins=%s"
-                  % (info["url"], info["pid"], info["healthy"], info["db"],
-                     ",".join(info["plugins"]) or "(none)"))
-        else:
+        elif "nodes" not in info:
             print("not running (%s)" % info["state_dir"])
+        else:
+            for node in info["nodes"]:
+                print("%s: %s pid %d healthy=%s db=%s plugins=%s"
+                      % ("running" if node["running"] else "not running",
+                         node["url"], node["pid"], node["healthy"],
+                         info["db"], ",".join(info["plugins"]) or "(none)"))
         return 0 if info["running"] else 1
     except errors.LocalGlanceError as exc:
         print("glance-ext local-glance %s: error: %s" % (args.action, exc),

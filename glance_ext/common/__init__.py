@@ -14,6 +14,9 @@
 
 Helpers that more than one engine (or an engine and a CLI) needs live
 here, once: byte sizes for messages (``sizes``), free space in a
-directory (``space``), and what a child process's exit status means
-(``exits``). Nothing here knows Glance or any engine.
+directory (``space``), what a child process's exit status means (``exits``), the
+one bounded session with a tooz coordination backend (``coordination``,
+for the cluster-wide conversion cap and the cache manager's election)
+and node names in file names (``names``). Nothing here knows Glance or
+any engine.
 """

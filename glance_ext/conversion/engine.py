@@ -17,7 +17,8 @@ the argument:
 1. the source has been inspected (the validate report, or inspected here):
    qemu-img never opens an image nobody checked;
 2. ``qemu-img measure`` + free space: refuse before writing a byte;
-3. a host-wide slot: at most ``max_concurrent`` conversions per host;
+3. a host-wide slot: at most ``max_concurrent`` conversions per host,
+   then, with ``coordination_url``, a cluster-wide one (``cluster``);
 4. the tuned, bounded ``qemu-img convert`` with progress, by several
    processes at once when much of the source's data is stored
    compressed and the output is raw or qcow2 (``split``);
@@ -35,6 +36,7 @@ from typing import Callable, Optional
 from oslo_log import log as logging
 from oslo_utils import units
 
+from glance_ext.conversion import cluster as cluster_mod
 from glance_ext.conversion import preflight
 from glance_ext.conversion import process
 from glance_ext.conversion import progress as progress_mod
@@ -111,20 +113,38 @@ class ConversionEngine:
     def convert(self, src: str, source_format: str, dst: str,
                 target_format: str, *,
                 on_progress: Optional[progress_mod.Callback] = None,
-                on_wait: Optional[Callable[[float], None]] = None,
+                on_wait: Optional[Callable[[slots_mod.Wait], None]] = None,
                 should_stop: Optional[Callable[[], bool]] = None,
-                slot_dir: Optional[str] = None) -> Outcome:
+                slot_dir: Optional[str] = None,
+                node: Optional[str] = None) -> Outcome:
+        """``node`` names this node in the slot files and on the cluster
+        backend (default: the host name)."""
         start = time.monotonic()
         try:
             return self._convert(src, source_format, dst, target_format,
                                  on_progress, on_wait, should_stop, slot_dir,
-                                 start)
+                                 start, node)
         except BaseException:
             _unlink(dst)
             raise
 
+    def _limits(self, work_dir: str, slot_dir: Optional[str],
+                node: Optional[str], on_wait) -> slots_mod.Held:
+        s = self.settings
+        host = slots_mod.HostSlots(slot_dir or s.slot_dir(work_dir),
+                                   s.max_concurrent, node=node)
+        cluster = None
+        if s.coordination_url:
+            cluster = cluster_mod.ClusterSlots(
+                s.coordination_url, s.cluster_max_concurrent,
+                member="glance-ext-convert-%s-%d" % (host.node,
+                                                     os.getpid()))
+        return slots_mod.acquire_all(host, cluster, s.slot_wait_seconds,
+                                     on_wait=on_wait,
+                                     unreachable=s.coordination_unreachable)
+
     def _convert(self, src, source_format, dst, target_format, on_progress,
-                 on_wait, should_stop, slot_dir, start) -> Outcome:
+                 on_wait, should_stop, slot_dir, start, node) -> Outcome:
         s = self.settings
         work_dir = os.path.dirname(os.path.abspath(dst))
         info = self.qemu.info(src, source_format)
@@ -136,10 +156,8 @@ class ConversionEngine:
         LOG.info("Converting %s -> %s: virtual %d bytes, output needs %d "
                  "bytes, %d free in staging", source_format, target_format,
                  vsize, plan.required_bytes, plan.free_bytes)
-        slots = slots_mod.HostSlots(slot_dir or s.slot_dir(work_dir),
-                                    s.max_concurrent)
         wait_start = time.monotonic()
-        with slots.acquire(s.slot_wait_seconds, on_wait=on_wait):
+        with self._limits(work_dir, slot_dir, node, on_wait):
             waited = time.monotonic() - wait_start
             if waited > 1:
                 # Others converted while we waited: check the space again.

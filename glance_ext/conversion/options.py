@@ -158,13 +158,43 @@ convert_opts = [
                     "by every Glance worker process (file-lock slots in "
                     "lock_dir)."),
     cfg.StrOpt("lock_dir", default="",
-               help="Local directory of the conversion slot lock files. "
-                    "Empty: 'glance-ext-convert-slots' next to the staging "
-                    "directory. Must be on a local filesystem: on NFS the "
-                    "limit would span hosts."),
+               help="Directory of the conversion slot lock files. Empty: "
+                    "'glance-ext-convert-slots' next to the staging "
+                    "directory. The files are named after the node "
+                    "([glance_ext] host), so a directory shared by several "
+                    "nodes still limits each node on its own; for a limit "
+                    "across nodes use coordination_url."),
+    cfg.StrOpt("coordination_url", default="", secret=True,
+               help="tooz backend URL of a cluster-wide cap on concurrent "
+                    "conversions, on top of max_concurrent per host: "
+                    "etcd3+http://HOST:2379 (needs the etcd3gw package) or "
+                    "redis://HOST:6379 (needs redis), or any tooz backend "
+                    "whose locks span hosts. Every glance-api node must "
+                    "use the same URL and cluster_max_concurrent. tooz "
+                    "options go in the query string; lock_timeout (30 s) "
+                    "is how long the slot of a node that died stays taken. "
+                    "Empty: no cluster-wide cap."),
+    cfg.IntOpt("cluster_max_concurrent", default=4, min=1,
+               help="Conversions that may run at once across every node "
+                    "using coordination_url (for example to protect a "
+                    "shared Ceph or NFS). Ignored without "
+                    "coordination_url."),
+    cfg.StrOpt("coordination_unreachable", default="fail",
+               choices=[("fail", "the import fails with a message naming "
+                                 "the backend (an environment fault, never "
+                                 "the image's); the shared storage stays "
+                                 "protected"),
+                        ("host_limits", "the conversion goes on under "
+                                        "max_concurrent only, with a "
+                                        "warning in the log")],
+               help="What a conversion does when coordination_url cannot "
+                    "be reached (refused, unreachable, driver missing). A "
+                    "conversion already running when the backend goes "
+                    "away is not stopped either way."),
     cfg.IntOpt("slot_wait_seconds", default=1800, min=0,
-               help="How long an import waits for a conversion slot before "
-                    "failing with a message saying the host is busy."),
+               help="How long an import waits for a conversion slot (on "
+                    "this host, then in the cluster) before failing with a "
+                    "message saying the host or the cloud is busy."),
     cfg.FloatOpt("progress_interval_seconds", default=5.0, min=0.2,
                  help="How often the import task's message is updated with "
                       "the conversion progress. Each update also keeps "

@@ -18,14 +18,24 @@ of an import instead of a failure halfway through a long conversion.
 """
 
 import dataclasses
+import functools
+import importlib.metadata
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, FrozenSet, Optional, Tuple
 
 from oslo_config import cfg
 from oslo_utils import units
 
+from glance_ext.common import coordination
 from glance_ext.conversion import options
 from glance_ext.exceptions import SettingsError
+
+
+@functools.lru_cache(maxsize=1)
+def tooz_backends() -> FrozenSet[str]:
+    """The URL schemes tooz knows (its ``tooz.backends`` entry points)."""
+    return frozenset(ep.name for ep in importlib.metadata.entry_points(
+        group="tooz.backends"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +67,9 @@ class Settings:
     max_concurrent: int = 2
     lock_dir: str = ""
     slot_wait_seconds: int = 1800
+    coordination_url: str = ""
+    cluster_max_concurrent: int = 4
+    coordination_unreachable: str = "fail"
     progress_interval_seconds: float = 5.0
     compare: bool = False
     record_source_sha512: bool = False
@@ -71,6 +84,16 @@ class Settings:
                     "%s store_formats: store %r wants %r, which is not an "
                     "output format (use one of %s)"
                     % (where, store, fmt, ", ".join(options.OUTPUT_FORMATS)))
+        if self.coordination_url:
+            scheme = self.coordination_url.split("://", 1)[0] \
+                if "://" in self.coordination_url else ""
+            backends = tooz_backends()
+            if not scheme or (backends and scheme not in backends):
+                raise SettingsError(
+                    "%s coordination_url: %r is not a tooz backend URL "
+                    "(SCHEME://HOST:PORT with SCHEME one of %s)"
+                    % (where, coordination.redact(self.coordination_url),
+                       ", ".join(sorted(backends)) or "tooz's backends"))
         for source, rule in self.source_format_rules:
             if rule != options.KEEP and rule not in known:
                 raise SettingsError(
@@ -138,6 +161,9 @@ class Settings:
                 max_concurrent=g.max_concurrent,
                 lock_dir=g.lock_dir,
                 slot_wait_seconds=g.slot_wait_seconds,
+                coordination_url=(g.coordination_url or "").strip(),
+                cluster_max_concurrent=g.cluster_max_concurrent,
+                coordination_unreachable=g.coordination_unreachable,
                 progress_interval_seconds=g.progress_interval_seconds,
                 compare=g.compare,
                 record_source_sha512=g.record_source_sha512,

@@ -25,6 +25,7 @@ import re
 import urllib.parse
 from typing import Callable, Dict, List, Optional, Tuple
 
+from oslo_config import cfg
 import webob
 import webob.dec
 import webob.exc
@@ -96,9 +97,27 @@ class TokenAuthFilter(object):
         return req.get_response(self.app)
 
 
+def register_proxy_endpoint_opt(conf: cfg.ConfigOpts) -> None:
+    """Make ``[keystone_authtoken] auth_url`` exist.
+
+    A glance-api that receives an import of data staged on another node
+    proxies it there with a keystoneauth session carrying the caller's
+    token (``glance.context.get_ksa_client``), which reads that option
+    first. keystonemiddleware registers it; this filter replaces
+    keystonemiddleware, so it registers it instead (the value, written by
+    ``local-glance up``, is never contacted: the proxied URL is absolute).
+    """
+    try:
+        conf.register_opt(cfg.StrOpt("auth_url"), group="keystone_authtoken")
+    except cfg.DuplicateOptError:
+        pass
+
+
 def filter_factory(global_conf: Dict, **local_conf: Optional[str]
                    ) -> Callable:
     """paste.deploy entry: ``paste.filter_factory = <this module>:filter_factory``."""
+    register_proxy_endpoint_opt(cfg.CONF)
+
     def _filter(app: Callable) -> TokenAuthFilter:
         return TokenAuthFilter(app)
     return _filter

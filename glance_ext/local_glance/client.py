@@ -101,19 +101,32 @@ def parse_rows(text: str) -> List[Dict[str, str]]:
 
 
 class LocalGlance(object):
-    """A running glance-api started by ``glance-ext local-glance up``."""
+    """A running glance-api started by ``glance-ext local-glance up``.
 
-    def __init__(self, state_dir: str, info: Dict) -> None:
+    With several nodes this object speaks to node 0 (and ``restart``
+    restarts all); ``nodes`` holds one LocalGlance per node, each talking
+    to its own glance-api (its ``restart`` restarts that node only).
+    """
+
+    def __init__(self, state_dir: str, info: Dict,
+                 node: Optional[int] = None) -> None:
         self.state_dir = state_dir
         self.info = info
-        self.url = info["url"]
+        self.node = node
+        mine = dict(info)
+        node_infos = info.get("nodes") or []
+        if node is not None:
+            mine.update(node_infos[node])
+        self.url = mine["url"]
         self.token = info["member_token"]
         self.admin_token = info["admin_token"]
-        self.staging_dir = info["staging_dir"]
-        self.log_path = info["log_file"]
-        self.pid = info["pid"]
+        self.staging_dir = mine["staging_dir"]
+        self.log_path = mine["log_file"]
+        self.pid = mine["pid"]
         self.env = dict(os.environ, OS_IMAGE_URL=self.url,
                         OS_AUTH_TOKEN=self.token)
+        self.nodes: List["LocalGlance"] = [] if node is not None else [
+            LocalGlance(state_dir, info, i) for i in range(len(node_infos))]
 
     # -- the real glance CLI -------------------------------------------
     def glance(self, *args: str, token: Optional[str] = None,
@@ -255,10 +268,21 @@ class LocalGlance(object):
 
     def restart(self) -> "LocalGlance":
         """``local-glance restart``: the same Glance (configuration,
-        database, staging, store) started again; the new process's view."""
-        proc = run([GLANCE_EXT, "local-glance", "restart", "--state-dir",
-                    self.state_dir, "--format", "json"])
-        return LocalGlance(self.state_dir, json.loads(proc.stdout))
+        database, staging, store) started again; the new process's view.
+        For a node of several, that node only (``--node``)."""
+        cmd = [GLANCE_EXT, "local-glance", "restart", "--state-dir",
+               self.state_dir, "--format", "json"]
+        if self.node is not None:
+            cmd += ["--node", str(self.node)]
+        proc = run(cmd)
+        return LocalGlance(self.state_dir, json.loads(proc.stdout),
+                           self.node)
+
+    def status(self) -> Dict:
+        """``local-glance status --format json`` (every node)."""
+        proc = run([GLANCE_EXT, "local-glance", "status", "--state-dir",
+                    self.state_dir, "--format", "json"], check=False)
+        return json.loads(proc.stdout)
 
     @property
     def journal_dir(self) -> str:
@@ -279,14 +303,21 @@ def start_local_glance(state_dir: str, plugins: Sequence[str] = (),
                        db: str = "sqlite", workers: int = 1,
                        paste_filters: Sequence[str] = (),
                        web_download_port: Optional[int] = None,
-                       stores: Sequence[str] = ()
+                       stores: Sequence[str] = (), nodes: int = 1,
+                       shared_staging: bool = False
                        ) -> LocalGlance:
     """``glance-ext local-glance up`` with the given settings.
 
     ``import_options``/``api_options`` map ``SECTION.KEY`` to a value.
+    ``nodes`` > 1 starts that many glance-api nodes (PostgreSQL, one
+    store, a staging directory each unless ``shared_staging``).
     """
     cmd = [GLANCE_EXT, "local-glance", "up", "--state-dir", state_dir,
            "--db", db, "--workers", str(workers), "--format", "json"]
+    if nodes != 1:
+        cmd += ["--nodes", str(nodes)]
+    if shared_staging:
+        cmd += ["--shared-staging"]
     if plugins:
         cmd += ["--plugins", ",".join(plugins)]
     for key, value in (import_options or {}).items():

@@ -24,7 +24,7 @@ import dataclasses
 import os
 import re
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 API_CONF = "glance-api.conf"
 IMPORT_CONF = "glance-image-import.conf"
@@ -39,16 +39,42 @@ Overrides = Dict[str, Dict[str, str]]
 
 @dataclasses.dataclass
 class Layout:
-    """Where everything of one local Glance lives, below its state dir."""
+    """Where everything of one local Glance lives, below its state dir.
+
+    A one-node Glance keeps everything directly in the state dir, as it
+    always did. Node ``i`` of several (``node`` set) has what a controller
+    keeps for itself below ``nodes/node-<i>/``: configuration, staging
+    (and so the import journal and conversion slots next to it), tasks
+    store, lock dir and log; the database, the file stores and state.json
+    stay shared at the top. With ``shared_staging`` every node uses the
+    top-level ``staging/``, as a deployment with one staging directory
+    mounted on every controller does.
+    """
 
     state_dir: str
+    node: Optional[int] = None
+    shared_staging: bool = False
 
     def _p(self, *parts: str) -> str:
         return os.path.join(self.state_dir, *parts)
 
+    def _n(self, *parts: str) -> str:
+        """A path of this node's own."""
+        if self.node is None:
+            return self._p(*parts)
+        return self._p("nodes", "node-%d" % self.node, *parts)
+
+    def for_node(self, index: int, shared_staging: bool = False
+                 ) -> "Layout":
+        return Layout(self.state_dir, index, shared_staging)
+
+    @property
+    def node_dir(self) -> str:
+        return self._n()
+
     @property
     def etc_dir(self) -> str:
-        return self._p("etc")
+        return self._n("etc")
 
     @property
     def images_dir(self) -> str:
@@ -62,19 +88,20 @@ class Layout:
 
     @property
     def staging_dir(self) -> str:
-        return self._p("staging")
+        return self._p("staging") if self.shared_staging else \
+            self._n("staging")
 
     @property
     def tasks_dir(self) -> str:
-        return self._p("tasks")
+        return self._n("tasks")
 
     @property
     def lock_dir(self) -> str:
-        return self._p("locks")
+        return self._n("locks")
 
     @property
     def log_file(self) -> str:
-        return self._p("glance-api.log")
+        return self._n("glance-api.log")
 
     @property
     def state_file(self) -> str:
@@ -169,6 +196,9 @@ def api_conf(layout: Layout, port: int, database_url: str,
             "allowed_ports": "[%s]" % ports,
         },
         "oslo_concurrency": {"lock_path": layout.lock_dir},
+        # Read by Glance when it proxies an import to the staging node
+        # (see auth.register_proxy_endpoint_opt); never contacted.
+        "keystone_authtoken": {"auth_url": "http://127.0.0.1:%d" % port},
         # prlimit runs `sys.executable -m oslo_concurrency.prlimit`; make
         # sure that is this environment's Python, whatever the server.
         "wsgi": {"python_interpreter": sys.executable},

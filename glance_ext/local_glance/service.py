@@ -11,13 +11,25 @@
 # under the License.
 
 """up, down and status of a local glance-api: the one implementation the
-demo and every functional test use."""
+demo and every functional test use.
+
+``Settings.nodes`` > 1 starts several glance-api processes as the
+controllers of an HA cloud run them: each on its own port with its own
+configuration, staging directory (so its own import journal and
+conversion slots), tasks store and log, ``worker_self_reference_url``
+set to its own URL (Glance then proxies an import to the node that holds
+the staged data) and its own ``[glance_ext] host`` name; all share one
+PostgreSQL database and one file store. ``shared_staging`` gives them one
+staging directory instead. ``status``, ``restart`` and ``down`` cover
+every node; ``restart`` can also restart one.
+"""
 
 import dataclasses
 import importlib.util
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -52,11 +64,33 @@ class Settings:
     startup_timeout: int = 90
     member_token: str = "demo:demo:member,reader"
     admin_token: str = "admin:admin:admin,member,reader"
+    nodes: int = 1
+    shared_staging: bool = False
+
+
+@dataclasses.dataclass
+class NodeState:
+    """One glance-api process of a local Glance."""
+
+    index: int
+    pid: int
+    port: int
+    url: str
+    log_file: str
+    staging_dir: str
+    etc_dir: str
+    host: Optional[str] = None    # [glance_ext] host, when set per node
+
+    @classmethod
+    def from_dict(cls, data: Dict) -> "NodeState":
+        return cls(**data)
 
 
 @dataclasses.dataclass
 class State:
-    """What a running local Glance is; stored as state.json."""
+    """What a running local Glance is; stored as state.json. The
+    top-level pid, port, url, log_file and staging_dir are those of node
+    0 (the only node of a one-node Glance)."""
 
     pid: int
     port: int
@@ -72,9 +106,37 @@ class State:
     workers: int = 1
     threads: int = 8
     startup_timeout: int = 90
+    nodes: List[NodeState] = dataclasses.field(default_factory=list)
+    shared_staging: bool = False
+
+    def __post_init__(self) -> None:
+        self.nodes = [n if isinstance(n, NodeState) else
+                      NodeState.from_dict(n) for n in self.nodes or ()]
 
     def env(self) -> Dict[str, str]:
         return {"OS_IMAGE_URL": self.url, "OS_AUTH_TOKEN": self.member_token}
+
+    def all_nodes(self) -> List[NodeState]:
+        """Every node (a state written before nodes existed: one)."""
+        if self.nodes:
+            return list(self.nodes)
+        return [NodeState(0, self.pid, self.port, self.url, self.log_file,
+                          self.staging_dir,
+                          os.path.join(os.path.dirname(self.log_file),
+                                       "etc"))]
+
+    def set_node(self, node: NodeState) -> None:
+        """Record a node's new process (node 0 is also the top level)."""
+        self.nodes = [node if n.index == node.index else n
+                      for n in self.all_nodes()]
+        if node.index == 0:
+            self.pid, self.port, self.url = node.pid, node.port, node.url
+
+    def layout(self, state_dir: str, index: int) -> config_files.Layout:
+        root = config_files.Layout(state_dir)
+        if len(self.all_nodes()) == 1:
+            return root
+        return root.for_node(index, self.shared_staging)
 
 
 def _bin(name: str) -> str:
@@ -161,20 +223,61 @@ def startup_filters(plugins: Sequence[str]) -> List[str]:
         p.startswith("glance_ext_") for p in plugins) else []
 
 
+def _node_layouts(settings: Settings, root: config_files.Layout
+                  ) -> List[config_files.Layout]:
+    if settings.nodes == 1:
+        return [root]
+    return [root.for_node(i, settings.shared_staging)
+            for i in range(settings.nodes)]
+
+
+def _ports(settings: Settings) -> List[int]:
+    """One port per node: ``port``, ``port + 1``... or free ones."""
+    if settings.port:
+        ports = [settings.port + i for i in range(settings.nodes)]
+        for port in ports:
+            process.check_port_free(port)
+        return ports
+    ports: List[int] = []
+    while len(ports) < settings.nodes:
+        port = process.free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def node_host(index: int) -> str:
+    """The ``[glance_ext] host`` of node ``index`` of several: each node
+    stands for a controller of its own."""
+    return "%s-node%d" % (socket.gethostname(), index)
+
+
 def up(settings: Settings) -> State:
-    """Write the config, prepare the database and start glance-api."""
+    """Write the config, prepare the database and start glance-api (one
+    process per node)."""
     state_dir = os.path.abspath(settings.state_dir)
     layout = config_files.Layout(state_dir)
     existing = read_state(state_dir)
-    if existing and process.is_alive(existing.pid):
+    if existing and any(process.is_alive(n.pid)
+                        for n in existing.all_nodes()):
         raise errors.LocalGlanceError(
             "a local Glance already runs from %s (pid %d, %s); run "
             "`glance-ext local-glance down --state-dir %s` first"
             % (state_dir, existing.pid, existing.url, state_dir))
     if existing:
         # Left behind by a crash: clean up what it recorded, then start anew.
-        _teardown(existing, layout)
+        _teardown(existing, state_dir)
 
+    if settings.nodes < 1:
+        raise errors.LocalGlanceError("--nodes must be at least 1")
+    if settings.nodes > 1 and settings.db != "postgresql":
+        raise errors.LocalGlanceError(
+            "%d nodes need one database they can all write at once: use "
+            "--db postgresql (SQLite allows one writer; concurrent imports "
+            "lock up)" % settings.nodes)
+    if settings.shared_staging and settings.nodes == 1:
+        raise errors.LocalGlanceError(
+            "--shared-staging needs --nodes 2 or more")
     check_prerequisites()
     plugins = plugin_names.resolve(settings.plugins)
     try:
@@ -185,13 +288,12 @@ def up(settings: Settings) -> State:
         stores = config_files.check_stores(settings.stores)
     except ValueError as exc:
         raise errors.LocalGlanceError(str(exc))
-    if settings.port:
-        process.check_port_free(settings.port)
-        port = settings.port
-    else:
-        port = process.free_port()
+    ports = _ports(settings)
+    layouts = _node_layouts(settings, layout)
 
-    layout.ensure()
+    os.makedirs(state_dir, exist_ok=True)
+    for node_layout in layouts:
+        node_layout.ensure()
     cluster = None
     if settings.db == "postgresql":
         cluster = postgres.create(process.free_port())
@@ -205,101 +307,141 @@ def up(settings: Settings) -> State:
     else:
         raise errors.LocalGlanceError(
             "unknown --db %r; use sqlite or postgresql" % settings.db)
+    nodes: List[NodeState] = []
     try:
-        config_files.write_all(
-            layout,
-            config_files.api_conf(layout, port, db_url,
-                                  settings.web_download_ports, api_extra,
-                                  stores),
-            config_files.import_conf(plugins, import_extra), paste)
-        env = _server_env(layout)
-        _db_sync(layout, env)
-        cmd = process.gunicorn_command(port, settings.workers,
-                                       settings.threads)
-        pid = process.start(cmd, env, layout.log_file)
+        for index, (node_layout, port) in enumerate(zip(layouts, ports)):
+            host = None
+            node_import = import_extra
+            if settings.nodes > 1 and "host" not in import_extra.get(
+                    "glance_ext", {}):
+                host = node_host(index)
+                node_import = config_files._merge(
+                    import_extra, {"glance_ext": {"host": host}})
+            config_files.write_all(
+                node_layout,
+                config_files.api_conf(node_layout, port, db_url,
+                                      settings.web_download_ports,
+                                      api_extra, stores),
+                config_files.import_conf(plugins, node_import), paste)
+            nodes.append(NodeState(
+                index=index, pid=0, port=port,
+                url="http://127.0.0.1:%d" % port,
+                log_file=node_layout.log_file,
+                staging_dir=node_layout.staging_dir,
+                etc_dir=node_layout.etc_dir, host=host))
+        _db_sync(layouts[0], _server_env(layouts[0]))
+        for node, node_layout in zip(nodes, layouts):
+            node.pid = process.start(
+                process.gunicorn_command(node.port, settings.workers,
+                                         settings.threads),
+                _server_env(node_layout), node_layout.log_file)
     except Exception:
+        for node in nodes:
+            if node.pid:
+                process.stop(node.pid)
         if cluster:
             postgres.destroy(cluster)
         raise
-    url = "http://127.0.0.1:%d" % port
-    state = State(pid=pid, port=port, url=url, db=settings.db,
+    first = nodes[0]
+    state = State(pid=first.pid, port=first.port, url=first.url,
+                  db=settings.db,
                   plugins=list(plugins), member_token=settings.member_token,
                   admin_token=settings.admin_token, started_at=time.time(),
-                  log_file=layout.log_file, staging_dir=layout.staging_dir,
+                  log_file=first.log_file, staging_dir=first.staging_dir,
                   postgres=cluster.to_dict() if cluster else None,
                   workers=settings.workers, threads=settings.threads,
-                  startup_timeout=settings.startup_timeout)
+                  startup_timeout=settings.startup_timeout, nodes=nodes,
+                  shared_staging=settings.shared_staging)
     _write_state(layout, state)
     try:
-        _wait_ready(state, layout)
+        for node in nodes:
+            _wait_ready(state, node)
     except Exception:
-        _teardown(state, layout)
+        _teardown(state, state_dir)
         raise
-    LOG.info("local Glance up at %s (pid %d)", url, pid)
+    LOG.info("local Glance up at %s", ", ".join(
+        "%s (pid %d)" % (n.url, n.pid) for n in nodes))
     return state
 
 
-def _wait_ready(state: State, layout: config_files.Layout) -> None:
-    process.wait_healthy(state.pid, state.url, layout.log_file,
+def _wait_ready(state: State, node: NodeState) -> None:
+    process.wait_healthy(node.pid, node.url, node.log_file,
                          state.startup_timeout)
-    status = process.http_status(state.url + "/v2/images",
+    status = process.http_status(node.url + "/v2/images",
                                  token=state.member_token)
     if status != 200:
         raise errors.LocalGlanceError(
             "glance-api answers /healthcheck but GET /v2/images with "
             "the member token gave HTTP %s. Last lines of %s:\n%s"
-            % (status, layout.log_file, process.log_tail(layout.log_file)))
+            % (status, node.log_file, process.log_tail(node.log_file)))
 
 
-def restart(state_dir: str) -> State:
+def restart(state_dir: str, node: Optional[int] = None) -> State:
     """Start glance-api again with the configuration, database, staging
     and store it had (stopping it first if it still runs): what a service
-    manager does after a crash or for a restart. The configuration files
-    are not rewritten."""
+    manager does after a crash or for a restart. ``node``: only that node
+    (the others keep running). The configuration files are not
+    rewritten."""
     state_dir = os.path.abspath(state_dir)
-    layout = config_files.Layout(state_dir)
     state = read_state(state_dir)
     if state is None:
         raise errors.LocalGlanceError(
             "no local Glance recorded in %s; start one with `glance-ext "
             "local-glance up`" % state_dir)
-    if process.is_alive(state.pid) or process.group_alive(state.pid):
-        process.stop(state.pid)
+    nodes = state.all_nodes()
+    if node is not None:
+        if not 0 <= node < len(nodes):
+            raise errors.LocalGlanceError(
+                "--node %d: this local Glance has node%s 0%s" % (
+                    node, "s" if len(nodes) > 1 else "",
+                    "-%d" % (len(nodes) - 1) if len(nodes) > 1 else ""))
+        nodes = [nodes[node]]
+    for n in nodes:
+        if process.is_alive(n.pid) or process.group_alive(n.pid):
+            process.stop(n.pid)
     if state.postgres and not postgres.Cluster.from_dict(
             state.postgres).running():
         raise errors.LocalGlanceError(
             "the PostgreSQL cluster of %s is not running any more; start "
             "anew with `down` and `up`" % state_dir)
-    process.check_port_free(state.port)
-    state.pid = process.start(
-        process.gunicorn_command(state.port, state.workers, state.threads),
-        _server_env(layout), layout.log_file)
+    for n in nodes:
+        process.check_port_free(n.port)
+        layout = state.layout(state_dir, n.index)
+        n.pid = process.start(
+            process.gunicorn_command(n.port, state.workers, state.threads),
+            _server_env(layout), layout.log_file)
+        state.set_node(n)
     state.started_at = time.time()
-    _write_state(layout, state)
-    _wait_ready(state, layout)
-    LOG.info("local Glance restarted at %s (pid %d)", state.url, state.pid)
+    _write_state(config_files.Layout(state_dir), state)
+    for n in nodes:
+        _wait_ready(state, n)
+        LOG.info("local Glance node %d restarted at %s (pid %d)", n.index,
+                 n.url, n.pid)
     return state
 
 
-def _teardown(state: State, layout: config_files.Layout) -> None:
-    process.stop(state.pid)
+def _teardown(state: State, state_dir: str) -> None:
+    for node in state.all_nodes():
+        process.stop(node.pid)
     if state.postgres:
         postgres.destroy(postgres.Cluster.from_dict(state.postgres))
+    layout = config_files.Layout(state_dir)
     for path in (layout.state_file, layout.env_file):
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
-    shutil.rmtree(layout.lock_dir, ignore_errors=True)
+    for node in state.all_nodes():
+        shutil.rmtree(state.layout(state_dir, node.index).lock_dir,
+                      ignore_errors=True)
 
 
 def down(state_dir: str, purge: bool = False) -> Optional[State]:
     """Stop the server and its database; returns what was stopped."""
     state_dir = os.path.abspath(state_dir)
-    layout = config_files.Layout(state_dir)
     state = read_state(state_dir)
     if state:
-        _teardown(state, layout)
+        _teardown(state, state_dir)
     if purge:
         shutil.rmtree(state_dir, ignore_errors=True)
     return state
@@ -310,10 +452,16 @@ def status(state_dir: str) -> Dict:
     state = read_state(os.path.abspath(state_dir))
     if not state:
         return {"running": False, "state_dir": os.path.abspath(state_dir)}
-    alive = process.is_alive(state.pid)
-    healthy = alive and process.http_status(
-        state.url + "/healthcheck", timeout=2.0) == 200
     result = dataclasses.asdict(state)
-    result.update({"running": alive, "healthy": healthy,
+    nodes = []
+    for node in state.all_nodes():
+        alive = process.is_alive(node.pid)
+        info = dataclasses.asdict(node)
+        info.update(running=alive, healthy=alive and process.http_status(
+            node.url + "/healthcheck", timeout=2.0) == 200)
+        nodes.append(info)
+    result.update({"running": all(n["running"] for n in nodes),
+                   "healthy": all(n["healthy"] for n in nodes),
+                   "nodes": nodes,
                    "state_dir": os.path.abspath(state_dir)})
     return result

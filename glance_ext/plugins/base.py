@@ -309,9 +309,10 @@ class ImportRecord:
             method=plugin.method, stores=list(plugin.stores),
             staged_path=os.path.join(os.path.dirname(staged),
                                      plugin.image_id),
-            staged_size=size, owner=journal_mod.Owner.this_process())
+            staged_size=size,
+            owner=journal_mod.Owner.this_process(options.host(CONF)))
         journal = journal_mod.Journal(options.journal_dir(
-            CONF, os.path.dirname(staged)))
+            CONF, os.path.dirname(staged)), host=options.host(CONF))
         record = cls(journal, entry)
         try:
             journal.write(entry)

@@ -43,12 +43,14 @@ from glance_ext.conversion import options
 from glance_ext.common import sizes
 from glance_ext.conversion import progress as progress_mod
 from glance_ext.conversion.settings import Settings
+from glance_ext.conversion import slots
 from glance_ext.conversion import target as target_mod
 from glance_ext.plugins import task_messages
 from glance_ext.inspection import options as validate_options
 from glance_ext.inspection import policy as policy_mod
 from glance_ext.inspection.report import Report
 from glance_ext.plugins import base
+from glance_ext.plugins import options as plugin_options
 from glance_ext.plugins.journal import Step
 
 LOG = logging.getLogger(__name__)
@@ -115,12 +117,15 @@ class ConvertImage(base.ImportPluginTask):
         self.messages.set("glance_ext_convert: converting %s: starting"
                           % label)
         # The lock lost (should_stop) ends it as QemuImgCancelled, which
-        # the boundary turns into Glance's TaskAbortedError.
+        # the boundary turns into Glance's TaskAbortedError; an unreachable
+        # coordination backend is a ToolUnavailable (the deployment, not
+        # the image), which says how to go on.
         outcome = engine.convert(
             src, source_format, dst, target,
             on_progress=lambda p: self._progress(label, p),
-            on_wait=lambda s: self._waiting(label, s, settings),
-            should_stop=self._lock_lost.is_set)
+            on_wait=lambda w: self._waiting(label, w, settings),
+            should_stop=self._lock_lost.is_set,
+            node=plugin_options.host(CONF))
         props.update(target_format=target,
                      seconds="%.2f" % outcome.convert_seconds)
         with self.action_wrapper as action:
@@ -173,7 +178,7 @@ class ConvertImage(base.ImportPluginTask):
         self.messages.set(text)
         self._check_lock()
 
-    def _waiting(self, label: str, seconds: float,
+    def _waiting(self, label: str, wait: slots.Wait,
                  settings: Settings) -> None:
         now = time.monotonic()
         if now - getattr(self, "_last_wait_msg", 0) >= \
@@ -181,8 +186,7 @@ class ConvertImage(base.ImportPluginTask):
             self._last_wait_msg = now
             self.messages.set(
                 "glance_ext_convert: %s waiting for a conversion slot "
-                "(%d allowed on this host; waited %ds)"
-                % (label, settings.max_concurrent, int(seconds)))
+                "(%s; waited %ds)" % (label, wait.text, int(wait.seconds)))
             self._check_lock()
 
     def _check_lock(self) -> None:

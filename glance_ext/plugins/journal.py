@@ -24,7 +24,15 @@ the staged upload, and the identity of the process that runs it. An entry
 whose process no longer exists is an interrupted import, which
 ``recovery`` reverts. A process is identified by PID *and* start time, so a
 reused PID does not make a dead import look alive; a host reboot is seen
-through the boot id, and the host name keeps entries of other nodes apart.
+through the boot id.
+
+PIDs, start times and boot ids mean something only on the host that wrote
+them, so an entry is judged only by its own node: each entry names its
+node (``[glance_ext] host``, default the host name) and a journal lists as
+interrupted only the entries of its own node. That keeps a journal shared
+by several nodes (a staging directory mounted on every node, the journal
+next to it) safe: a node never reverts an import of another node, alive
+or not; the owner reverts its own after its restart.
 
 Writes are atomic (a temporary file renamed over the entry), so a crash
 leaves the previous entry or the new one, never half of one.
@@ -75,6 +83,24 @@ def boot_id() -> str:
         return ""
 
 
+def boot_time() -> Optional[float]:
+    """When this machine booted (seconds since the epoch), or None."""
+    try:
+        with open("/proc/stat") as fh:
+            for line in fh:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+# An entry that names this node but was written under another boot id
+# more than this long after this machine booted cannot come from an
+# earlier boot of this machine (clocks of nodes may differ a little).
+SAME_NAME_MARGIN_SECONDS = 120.0
+
+
 def start_time(pid: int) -> Optional[str]:
     """The start time of ``pid`` (clock ticks since boot), or None."""
     try:
@@ -96,13 +122,15 @@ class Owner:
     host: str
 
     @classmethod
-    def this_process(cls) -> "Owner":
+    def this_process(cls, host: Optional[str] = None) -> "Owner":
+        """This process, on node ``host`` (default: the host name)."""
         pid = os.getpid()
         return cls(pid=pid, pid_start=start_time(pid), boot_id=boot_id(),
-                   host=socket.gethostname())
+                   host=host or socket.gethostname())
 
     def alive(self) -> bool:
-        """Whether the owner still runs (on this host)."""
+        """Whether the owner still runs; only meaningful on the owner's
+        own node (``Journal`` asks it only there)."""
         if self.boot_id != boot_id():
             return False
         start = start_time(self.pid)
@@ -157,10 +185,13 @@ class Entry:
 
 
 class Journal:
-    """The entries of one host, one JSON file per import, in a directory."""
+    """Import entries, one JSON file per import, in a directory, seen by
+    node ``host`` (default: the host name); the directory may hold the
+    entries of other nodes too."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, host: Optional[str] = None) -> None:
         self.directory = directory
+        self.host = host or socket.gethostname()
 
     def _path(self, image_id: str, task_id: str) -> str:
         return os.path.join(self.directory, "%s.%s.json" % (image_id,
@@ -198,14 +229,41 @@ class Journal:
                             name, exc)
         return result
 
+    def own(self) -> List[Entry]:
+        """The entries of this node."""
+        return [e for e in self.entries() if e.owner.host == self.host]
+
+    def foreign(self) -> List[Entry]:
+        """The entries of other nodes (a shared directory): never judged
+        here."""
+        return [e for e in self.entries() if e.owner.host != self.host]
+
+    def clashing(self) -> List[Entry]:
+        """Entries that name this node but were written by another
+        machine: another boot id, and written after this machine booted.
+        Two nodes use one ``[glance_ext] host`` on one shared journal;
+        judging those entries by this machine's process table would revert
+        imports that still run there, so they are left alone (and
+        ``recovery`` says why)."""
+        booted = boot_time()
+        mine = boot_id()
+        if booted is None or not mine:
+            return []
+        return [e for e in self.own()
+                if e.owner.boot_id and e.owner.boot_id != mine
+                and e.updated > booted + SAME_NAME_MARGIN_SECONDS]
+
     def interrupted(self) -> List[Entry]:
-        """Entries whose process is gone."""
-        return [e for e in self.entries() if not e.owner.alive()]
+        """Entries of this node whose process is gone (never one that
+        another machine of the same name wrote: ``clashing``)."""
+        clashing = {(e.image_id, e.task_id) for e in self.clashing()}
+        return [e for e in self.own() if not e.owner.alive()
+                and (e.image_id, e.task_id) not in clashing]
 
     def old(self, age_seconds: float) -> List[Entry]:
-        """Entries of live processes not updated for ``age_seconds``: an
-        import whose end-of-import hook was missed (they are checked
-        against the task)."""
+        """Entries of live processes of this node not updated for
+        ``age_seconds``: an import whose end-of-import hook was missed
+        (they are checked against the task)."""
         now = time.time()
-        return [e for e in self.entries()
+        return [e for e in self.own()
                 if e.owner.alive() and now - e.updated > age_seconds]

@@ -17,6 +17,7 @@ start-up recovery filter sees the same values).
 """
 
 import os
+import socket
 from typing import List, Tuple
 
 from oslo_config import cfg
@@ -25,13 +26,25 @@ GROUP = "glance_ext"
 
 plugin_opts = [
     cfg.StrOpt("state_dir", default="",
-               help="Directory of this node's import journal (one small "
-                    "file per import in flight, read by the start-up "
-                    "recovery after a crash or stop). It must be local to "
-                    "the node, like Glance's staging directory. Empty "
-                    "means 'glance-ext-state' next to the staging "
-                    "directory (for /var/lib/glance/staging: "
+               help="Directory of the import journal (one small file per "
+                    "import in flight, read by the start-up recovery after "
+                    "a crash or stop). Usually local to the node, like "
+                    "Glance's staging directory; it may be shared by "
+                    "several nodes (a staging directory mounted on every "
+                    "node), as each node recovers only the entries of its "
+                    "own 'host'. Empty means 'glance-ext-state' next to the "
+                    "staging directory (for /var/lib/glance/staging: "
                     "/var/lib/glance/glance-ext-state)."),
+    cfg.StrOpt("host", default=socket.gethostname(),
+               sample_default="<current_hostname>",
+               help="Name of this glance-api node in the files glance_ext "
+                    "keeps: the owner of each import journal entry (only "
+                    "the node of that name ever reverts it, after its own "
+                    "restart), the conversion slot files and the recovery "
+                    "lock. It must stay the same across restarts and differ "
+                    "between nodes that share a staging or state "
+                    "directory, and between containers that share a host "
+                    "name but not a PID namespace."),
 ]
 
 
@@ -55,3 +68,9 @@ def state_dir(conf: cfg.ConfigOpts, staging_dir: str) -> str:
 
 def journal_dir(conf: cfg.ConfigOpts, staging_dir: str) -> str:
     return os.path.join(state_dir(conf, staging_dir), "journal")
+
+
+def host(conf: cfg.ConfigOpts) -> str:
+    """This node's name for the journal and the slot files."""
+    register_opts(conf)
+    return (conf[GROUP].host or "").strip() or socket.gethostname()

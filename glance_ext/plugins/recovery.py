@@ -23,7 +23,10 @@ done, and better for the user:
 - a glance-direct import whose staged upload is still complete (its
   length is the size Glance recorded when the stage finished) goes back to
   ``uploading`` with the staged data kept: ``glance image-import`` alone
-  retries it; our intermediate files are deleted;
+  retries it; our intermediate files are deleted. The image names this
+  node again as the one holding the staged data (``os_glance_stage_host``,
+  which Glance dropped when the import began), so a retry sent to another
+  node of the cloud is proxied here, as Glance does after a stage;
 - any other import (web-download, an incomplete or missing upload) goes
   back to ``queued`` with staging cleaned: stage (or download) again;
 - an image that became active in some stores keeps them; the stores still
@@ -33,8 +36,9 @@ done, and better for the user:
   (``store_cleanup``), the dead task is marked failed with a message that
   says which step was interrupted and what to do, the lock is dropped.
 
-Nothing here touches an import whose process is alive, or an image whose
-lock another task holds.
+Nothing here touches an import whose process is alive, an image whose
+lock another task holds, or an entry of another node (a journal shared by
+several nodes: each node recovers its own, see ``journal``).
 """
 
 import contextlib
@@ -48,6 +52,7 @@ from typing import Any, Iterator, Optional
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from glance_ext.common.names import file_safe
 from glance_ext.plugins import base
 from glance_ext.plugins import journal as journal_mod
 from glance_ext.plugins import options
@@ -123,7 +128,8 @@ def where(entry: Entry) -> str:
 
 def journal_for(conf: cfg.ConfigOpts, staging_dir: str
                 ) -> journal_mod.Journal:
-    return journal_mod.Journal(options.journal_dir(conf, staging_dir))
+    return journal_mod.Journal(options.journal_dir(conf, staging_dir),
+                               host=options.host(conf))
 
 
 def recover_on_this_host(conf: cfg.ConfigOpts, when: str) -> int:
@@ -150,7 +156,7 @@ def recover(journal: journal_mod.Journal) -> int:
     if not _RUNNING.acquire(blocking=False):
         return 0       # another thread of this worker is already at it
     try:
-        with _host_lock(journal.directory) as held:
+        with _host_lock(journal.directory, journal.host) as held:
             if not held:
                 return 0   # another worker process of the host is at it
             return _recover(journal, _Glance())
@@ -159,14 +165,17 @@ def recover(journal: journal_mod.Journal) -> int:
 
 
 @contextlib.contextmanager
-def _host_lock(directory: str) -> Iterator[bool]:
-    """Non-blocking flock across the worker processes of a host (each
+def _host_lock(directory: str, host: str) -> Iterator[bool]:
+    """Non-blocking flock across the worker processes of a node (each
     worker loads the pipeline at start; one of them recovers). Yields
-    whether this process holds it."""
+    whether this process holds it. One lock file per node: in a journal
+    shared by several nodes, one node recovering must not make another
+    skip its own recovery."""
     if not os.path.isdir(directory):
         yield True               # no journal yet: nothing to recover
         return
-    fd = os.open(os.path.join(directory, ".recovery.lock"),
+    fd = os.open(os.path.join(directory, ".recovery-%s.lock"
+                              % file_safe(host)),
                  os.O_RDWR | os.O_CREAT, 0o640)
     try:
         try:
@@ -201,6 +210,18 @@ class _Glance:
 
 
 def _recover(journal: journal_mod.Journal, glance: _Glance) -> int:
+    for entry in journal.foreign():
+        LOG.debug("Journal entry of image %s belongs to node %s (this is "
+                  "%s): left to that node's recovery", entry.image_id,
+                  entry.owner.host, journal.host)
+    for entry in journal.clashing():
+        LOG.error("Journal entry of image %s (task %s) names this node (%s) "
+                  "but was written on another machine (boot id %s) since "
+                  "this one started: two glance-api nodes use [glance_ext] "
+                  "host = %s on one shared journal (%s). Not recovering it; "
+                  "give every node its own [glance_ext] host",
+                  entry.image_id, entry.task_id, journal.host,
+                  entry.owner.boot_id, journal.host, journal.directory)
     _forget_finished(journal, glance)
     reverted = 0
     for entry in journal.interrupted():
@@ -275,6 +296,11 @@ def _revert(entry: Entry, glance: _Glance) -> bool:
             else set())
     base.delete_files([f for f in entry.files + [entry.staged_path]
                        if f not in keep])
+    if decision.outcome is Outcome.RETRY_UPLOAD:
+        # Before the status: a client that sees "uploading" may import at
+        # once, through any node, which must then proxy to this one. (The
+        # wrapper below re-reads the image, so this property stays.)
+        _record_stage_host(entry, glance)
     with glance.wrapper(entry) as action:
         if decision.outcome is not Outcome.KEEP_ACTIVE:
             _restore(action, entry)
@@ -303,6 +329,24 @@ def _revert(entry: Entry, glance: _Glance) -> bool:
                 entry.image_id, decision.outcome.value, entry.task_id,
                 where(entry))
     return True
+
+
+def _record_stage_host(entry: Entry, glance: _Glance) -> None:
+    """What Glance's ``image-stage`` records: this node's URL as the one
+    with the staged data. Not through the action wrapper, which drops
+    ``os_glance`` keys; a failure is logged (the retry then has to reach
+    this node by itself)."""
+    self_url = getattr(cfg.CONF, "worker_self_reference_url", None) or \
+        getattr(cfg.CONF, "public_endpoint", None)
+    if not self_url:
+        return
+    try:
+        image = glance.image_repo.get(entry.image_id)
+        image.extra_properties["os_glance_stage_host"] = self_url
+        glance.image_repo.save(image)
+    except Exception as exc:
+        LOG.warning("Image %s: could not record %s as its staging node: "
+                    "%s", entry.image_id, self_url, exc)
 
 
 def _restore(action: Any, entry: Entry) -> None:

@@ -17,6 +17,7 @@ import os
 import pytest
 
 from glance_ext.local_glance import client
+from glance_ext.testing import servers
 
 
 class _Factory(object):
@@ -76,3 +77,57 @@ def module_http_server(tmp_path_factory):
     server = client.HTTPServer(str(tmp_path_factory.mktemp("www")))
     yield server
     server.close()
+
+
+def _server(kind: str, base_dir: str) -> servers.Server:
+    """A started etcd or redis; the binary missing fails under CI."""
+    why = servers.missing(servers.KINDS[kind].binary)
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return servers.start(kind, base_dir)
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory):
+    """A real etcd (Debian's etcd-server) for the session, on its own
+    loopback port."""
+    server = _server("etcd", str(tmp_path_factory.mktemp("etcd")))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server for the session, on its own loopback port."""
+    server = _server("redis", str(tmp_path_factory.mktemp("redis")))
+    yield server
+    server.close()
+
+
+class _Servers(object):
+    """Servers of a test's own, for tests that stop them mid-run."""
+
+    def __init__(self, base_dir: str) -> None:
+        self.base_dir = base_dir
+        self.started = []
+
+    def __call__(self, kind: str) -> servers.Server:
+        server = _server(kind, os.path.join(
+            self.base_dir, "%s-%d" % (kind, len(self.started))))
+        self.started.append(server)
+        return server
+
+    def close(self) -> None:
+        for server in self.started:
+            server.close()
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    """``server_factory("etcd"|"redis")``: a server of the test's own,
+    stopped and deleted afterwards."""
+    factory = _Servers(str(tmp_path / "servers"))
+    yield factory
+    factory.close()

@@ -66,6 +66,25 @@ def test_longer_resized_age_keeps_resized(standard_tree, run_pass):
         IMG['unused_old'] + '_10'}
 
 
+def test_unreachable_election_backend_means_report_only(standard_tree,
+                                                        run_pass):
+    # Without the election nobody may act. A loopback port nothing listens
+    # on is an unreachable backend (real servers: tests/functional/
+    # cache_manager/test_election_backends.py).
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    url = 'redis://:pw@127.0.0.1:%d' % port
+    before = standard_tree.listing()
+    res = run_pass(standard_tree, cache_manager__coordination_url=url)
+    assert standard_tree.listing() == before
+    (reason,) = res.blocked_reasons
+    assert 'the election cannot be held' in reason
+    assert 'redis://:***@127.0.0.1:%d' % port in reason
+    assert 'pw@' not in reason
+
+
 def test_nova_removal_on_means_report_only(standard_tree, run_pass):
     before = standard_tree.listing()
     res = run_pass(standard_tree, image_cache__remove_unused_base_images=True)

@@ -101,3 +101,67 @@ def test_several_file_stores_first_is_default(tmp_path):
 def test_bad_store_ids_say_why(stores, reason):
     with pytest.raises(ValueError, match=reason):
         config_files.check_stores(stores)
+
+
+def test_nodes_have_their_own_config_staging_and_url(tmp_path):
+    # Each node of several: its own etc, staging (so journal and slots),
+    # tasks, locks and log; the file store is the one of the whole Glance.
+    root = config_files.Layout(str(tmp_path))
+    a, b = root.for_node(0), root.for_node(1)
+    assert a.etc_dir != b.etc_dir and a.staging_dir != b.staging_dir
+    assert a.staging_dir == str(tmp_path / "nodes" / "node-0" / "staging")
+    assert a.log_file != b.log_file and a.lock_dir != b.lock_dir
+    assert a.store_dir("fs") == b.store_dir("fs") == root.images_dir
+    assert a.state_file == b.state_file == root.state_file
+    conf_a = config_files.api_conf(a, 9001, "postgresql://x", [8765], {})
+    conf_b = config_files.api_conf(b, 9002, "postgresql://x", [8765], {})
+    assert conf_a["DEFAULT"]["worker_self_reference_url"] == \
+        "http://127.0.0.1:9001"
+    assert conf_b["DEFAULT"]["worker_self_reference_url"] == \
+        "http://127.0.0.1:9002"
+    assert conf_a["fs"] == conf_b["fs"]
+    assert conf_a["os_glance_staging_store"] != \
+        conf_b["os_glance_staging_store"]
+    # Glance reads it when it proxies an import to the staging node.
+    assert conf_a["keystone_authtoken"]["auth_url"]
+    shared = root.for_node(1, shared_staging=True)
+    assert shared.staging_dir == root.staging_dir
+    assert shared.etc_dir == b.etc_dir
+
+
+def test_several_nodes_refuse_sqlite_before_starting_anything(tmp_path):
+    from glance_ext.local_glance import errors
+    from glance_ext.local_glance import service
+    with pytest.raises(errors.LocalGlanceError) as err:
+        service.up(service.Settings(state_dir=str(tmp_path / "s"),
+                                    nodes=2, db="sqlite"))
+    assert "--db postgresql" in str(err.value)
+    assert not (tmp_path / "s").exists()
+
+
+def test_state_lists_its_nodes_and_reads_old_states(tmp_path):
+    import dataclasses
+    import json
+
+    from glance_ext.local_glance import service
+    node = service.NodeState(1, 42, 9002, "http://127.0.0.1:9002",
+                             "/l", "/s", "/e", "h-node1")
+    state = service.State(pid=41, port=9001, url="http://127.0.0.1:9001",
+                          db="postgresql", plugins=[], member_token="m",
+                          admin_token="a", started_at=0.0, log_file="/l0",
+                          staging_dir="/s0", nodes=[
+                              service.NodeState(0, 41, 9001,
+                                                "http://127.0.0.1:9001",
+                                                "/l0", "/s0", "/e0"),
+                              node])
+    layout = config_files.Layout(str(tmp_path))
+    with open(layout.state_file, "w") as fh:
+        json.dump(dataclasses.asdict(state), fh)
+    back = service.read_state(str(tmp_path))
+    assert back.all_nodes()[1] == node
+    old = dataclasses.asdict(state)
+    del old["nodes"], old["shared_staging"]
+    with open(layout.state_file, "w") as fh:
+        json.dump(old, fh)
+    (only,) = service.read_state(str(tmp_path)).all_nodes()
+    assert only.pid == 41 and only.url == "http://127.0.0.1:9001"

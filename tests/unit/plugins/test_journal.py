@@ -13,6 +13,7 @@
 """The import journal tells live imports from interrupted ones, and the
 recovery's decision follows from the entry and the image as it is now."""
 
+import json
 import os
 import subprocess
 import sys
@@ -80,7 +81,19 @@ def test_dead_process_reused_pid_or_reboot_is_interrupted(tmp_path):
     rebooted = Owner.this_process()
     rebooted.boot_id = "another-boot"
     j.write(_entry(owner=rebooted))
+    # Written before this machine booted (a real reboot; written since,
+    # it would be another machine's: see test_an_entry_of_another_...).
+    _set_updated(str(tmp_path), "img", journal_mod.boot_time() - 10)
     assert len(j.interrupted()) == 1
+
+
+def _set_updated(directory, image_id, when):
+    path = os.path.join(directory, "%s.task.json" % image_id)
+    with open(path) as fh:
+        data = json.load(fh)
+    data["updated"] = when
+    with open(path, "w") as fh:
+        json.dump(data, fh)
 
 
 def test_old_entries_of_live_processes(tmp_path):
@@ -105,27 +118,84 @@ def test_unreadable_entry_is_skipped(tmp_path):
     assert journal_mod.Journal(str(tmp_path)).interrupted() == []
 
 
-def test_one_worker_process_recovers_at_a_time(tmp_path):
-    # Every worker loads the start-up filter; the host lock lets one of
-    # them recover while the others skip (a second process holds it here).
+def _hold_flock(path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import fcntl,os,sys,time;fd=os.open(sys.argv[1],os.O_RDWR|"
          "os.O_CREAT);fcntl.flock(fd,fcntl.LOCK_EX);print('held',flush="
-         "True);time.sleep(30)", str(tmp_path / ".recovery.lock")],
+         "True);time.sleep(30)", path],
         stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_one_worker_process_recovers_at_a_time(tmp_path):
+    # Every worker loads the start-up filter; the node's lock lets one of
+    # them recover while the others skip (a second process holds it here).
+    holder = _hold_flock(str(tmp_path / ".recovery-node-a.lock"))
     try:
-        assert holder.stdout.readline().strip() == "held"
-        with recovery._host_lock(str(tmp_path)) as held:
+        with recovery._host_lock(str(tmp_path), "node-a") as held:
             assert held is False
+        # Another node recovering in a shared journal does not make this
+        # one skip its own recovery.
+        with recovery._host_lock(str(tmp_path), "node-b") as held:
+            assert held is True
     finally:
         holder.kill()
         holder.wait()
-    with recovery._host_lock(str(tmp_path)) as held:
+        holder.stdout.close()
+    with recovery._host_lock(str(tmp_path), "node-a") as held:
         assert held is True
     # No journal directory yet: nothing to lock, nothing to recover.
-    with recovery._host_lock(str(tmp_path / "absent")) as held:
+    with recovery._host_lock(str(tmp_path / "absent"), "node-a") as held:
         assert held is True
+
+
+def test_entries_of_other_nodes_are_never_judged(tmp_path):
+    # A journal shared by two nodes (shared staging). Node b's process
+    # ids mean nothing on node a: its entries, alive or dead by a's view,
+    # are never listed as interrupted or old on a, only on b.
+    a = journal_mod.Journal(str(tmp_path), host="node-a")
+    b = journal_mod.Journal(str(tmp_path), host="node-b")
+    dead_on_b = _dead_owner()
+    dead_on_b.host = "node-b"
+    a.write(_entry(image_id="of-b", owner=dead_on_b))
+    mine = _dead_owner()
+    mine.host = "node-a"
+    a.write(_entry(image_id="of-a", owner=mine))
+    assert [e.image_id for e in a.interrupted()] == ["of-a"]
+    assert [e.image_id for e in a.foreign()] == ["of-b"]
+    assert [e.image_id for e in b.interrupted()] == ["of-b"]
+    stale = Owner.this_process("node-b")
+    a.write(_entry(image_id="live-b", owner=stale))
+    os.utime(os.path.join(str(tmp_path), "live-b.task.json"))
+    assert "live-b" not in [e.image_id for e in a.old(-1)]
+    assert "live-b" in [e.image_id for e in b.old(-1)]
+
+
+def test_an_entry_of_another_machine_with_this_name_is_left_alone(
+        tmp_path):
+    # Two machines with one [glance_ext] host on one shared journal: an
+    # entry of that name written under another boot id after this machine
+    # booted is not from an earlier boot here; judging it by this
+    # machine's process table would revert a running import.
+    journal = journal_mod.Journal(str(tmp_path), host="node-a")
+    other = _dead_owner()
+    other.host = "node-a"
+    other.boot_id = "boot-of-another-machine"
+    journal.write(_entry(image_id="clash", owner=other))
+    assert [e.image_id for e in journal.clashing()] == ["clash"]
+    assert journal.interrupted() == []
+    # Written before this machine booted: an entry of this node from
+    # before a reboot, which is interrupted.
+    _set_updated(str(tmp_path), "clash", journal_mod.boot_time() - 10)
+    assert journal.clashing() == []
+    assert [e.image_id for e in journal.interrupted()] == ["clash"]
+
+
+def test_owner_names_its_node():
+    assert Owner.this_process("glance-2").host == "glance-2"
+    assert Owner.this_process().host == journal_mod.socket.gethostname()
 
 
 @pytest.mark.parametrize("status,holder,length,method,outcome", [
