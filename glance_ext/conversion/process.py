@@ -304,6 +304,8 @@ def run_group(commands: Sequence[Sequence[str]], bounds: runner.Limits,
             if should_stop is not None and should_stop():
                 killed_for = "cancelled"
                 break
+            if child_stdout is not None:
+                _reap_helpers(children)
             for key, _ in sel.select(timeout=min(1.0, remaining)):
                 child, stream = key.data
                 data = os.read(key.fileobj.fileno(), 65536)
@@ -340,6 +342,17 @@ def run_group(commands: Sequence[Sequence[str]], bounds: runner.Limits,
         child.parser.percent = 100.0
     report(final=True)
     return elapsed
+
+
+def _reap_helpers(children: Sequence[_Child]) -> None:
+    """A stream's producer (nbdcopy) that has exited, killed or not, may
+    leave the helper it started (qemu-nbd) holding its pipes open, so its
+    end would never be seen: kill what is left of its process group (the
+    exited leader stays unreaped, so the group id cannot be reused)."""
+    for child in children:
+        if child.open_streams and \
+                exits.cpu_seconds_if_exited(child.proc.pid) is not None:
+            exits.kill_group(child.proc.pid)
 
 
 def _exit_status(child: _Child, timeout: float) -> Optional[int]:

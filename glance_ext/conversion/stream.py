@@ -291,8 +291,16 @@ class Streaming:
         producer.start()
         try:
             self._pump(read_fd, fifo_fd, start)
-        except BaseException:
+        except BaseException as exc:
             self._stop_producer.set()
+            producer.join()
+            # The stream ended early because the producer failed (killed,
+            # timed out): its error says why. A producer we stopped
+            # (reader gone, cancel) only says "cancelled": keep ours.
+            if outcome and isinstance(outcome[0], BaseException) and \
+                    not isinstance(outcome[0],
+                                   exceptions.QemuImgCancelled):
+                raise outcome[0] from exc
             raise
         finally:
             # The producer ends on its own (EOF seen), or is killed: the
