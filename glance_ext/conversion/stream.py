@@ -184,6 +184,9 @@ class Streaming:
         self._reader_opened = False
         self._tail = b""
         self._reading = False
+        # Set before the FIFO is closed, so a reader that sees the end
+        # can ask why (``failure``).
+        self.error: Optional[BaseException] = None
 
     # -- control ---------------------------------------------------------
     def start(self) -> None:
@@ -204,6 +207,10 @@ class Streaming:
         self._done.wait(timeout)
         return self._result
 
+    def failure(self) -> Optional[BaseException]:
+        """Why the stream failed, or None (running or done)."""
+        return self.error if self.state is State.FAILED else None
+
     @property
     def percent(self) -> float:
         return 100.0 * self.sent / self.virtual_size \
@@ -221,14 +228,16 @@ class Streaming:
             self._stream(fifo_fd, start)
             self.state = State.DONE
         except BaseException as exc:
-            error = exc
+            error = self.error = exc
             self.state = State.FAILED
             LOG.warning("Streaming conversion into %s failed: %s",
                         self.fifo, exc)
         finally:
+            # Gone before the reader sees the end: nothing is left when
+            # the upload finishes.
+            _unlink(self.fifo)
             if fifo_fd >= 0:
                 os.close(fifo_fd)
-            _unlink(self.fifo)
             if self.release is not None:
                 try:
                     self.release()

@@ -31,7 +31,7 @@ plugin and Glance would import unconverted).
 import os
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from glance.common import exception as glance_exception
 from oslo_config import cfg
@@ -68,6 +68,37 @@ STREAM_SUFFIX = "raw.stream"
 # block here; during the store upload it is the image whose size Glance
 # checks against the bytes stored (location.ImageProxy._upload_to_store).
 UPLOAD_IMAGE = "_image"
+
+
+class ExpectedSize(int):
+    """The size Glance's store upload must have read from the stream.
+
+    Glance compares it with the bytes stored (``uploaded != image.size``,
+    location.ImageProxy._upload_to_store) once the store has the whole
+    stream. A failed stream is cut short, so that comparison runs
+    against this, and Python asks the right-hand int subclass first: it
+    raises the stream's own error (Glance's UploadException with our
+    message, which Glance shows in the task) instead of Glance's "size of
+    uploaded data is different". A sound stream compares as the int.
+    """
+
+    def __new__(cls, value: int,
+                failure: Callable[[], Optional[Exception]]
+                ) -> "ExpectedSize":
+        obj = super().__new__(cls, value)
+        obj.failure = failure
+        return obj
+
+    def __ne__(self, other: object) -> bool:
+        error = self.failure()
+        if error is not None:
+            raise error
+        return int(self) != other
+
+    def __eq__(self, other: object) -> bool:
+        return not self.__ne__(other)
+
+    __hash__ = int.__hash__
 
 
 class ConvertImage(base.ImportPluginTask):
@@ -198,7 +229,8 @@ class ConvertImage(base.ImportPluginTask):
         def expect_size() -> None:
             image = getattr(self.action_wrapper, UPLOAD_IMAGE, None)
             if image is not None:
-                image.size = vsize_box["vsize"]
+                image.size = ExpectedSize(vsize_box["vsize"],
+                                          self._stream_failure)
 
         self._streaming = engine.start_stream(
             src, source_format, fifo,
@@ -221,6 +253,11 @@ class ConvertImage(base.ImportPluginTask):
                  self.image_id, label, vsize)
         self.finish()
         return "file://" + fifo
+
+    def _stream_failure(self) -> Optional[Exception]:
+        """The stream's failure as Glance's error with our message."""
+        error = self._streaming.failure()
+        return None if error is None else base.translate(self, error)
 
     def revert(self, result: Any = None, flow_failures: Any = None,
                **kwargs: Any) -> None:
