@@ -73,6 +73,7 @@ CHUNK = units.Mi
 _F_SETPIPE_SZ = 1031
 PIPE_SIZE = units.Mi
 POLL_SECONDS = 0.5
+FAIL_READER_SECONDS = 60
 
 
 class Path(enum.Enum):
@@ -144,6 +145,8 @@ class Result:
     bytes_sent: int
     seconds: float
     reader_opened: bool
+    # The reader read from the stream: the store has been written to.
+    reader_read: bool = False
     error: Optional[BaseException] = None
 
 
@@ -232,6 +235,8 @@ class Streaming:
             self.state = State.FAILED
             LOG.warning("Streaming conversion into %s failed: %s",
                         self.fifo, exc)
+            if fifo_fd >= 0 and not self._cancel.is_set():
+                self._fail_reader(fifo_fd)
         finally:
             # Gone before the reader sees the end: nothing is left when
             # the upload finishes.
@@ -245,7 +250,7 @@ class Streaming:
                     LOG.exception("could not release the conversion slot")
             self._result = Result(self.state, self.sent,
                                   time.monotonic() - start,
-                                  self._reader_opened, error)
+                                  self._reader_opened, self._reading, error)
             self._done.set()
 
     def _open_reader(self, start: float) -> int:
@@ -347,6 +352,36 @@ class Streaming:
         if self.on_reader is not None:
             self.on_reader()
         return True
+
+    def _fail_reader(self, fifo_fd: int) -> None:
+        """The stream failed before the reader read anything: it must not
+        see a clean end (0 bytes, and no size set to check them against).
+        Send one byte and wait until it is read, so the expected size is
+        set (``on_reader``) before the end; Glance then fails the upload
+        with our error. Bounded: a reader that neither reads nor goes
+        away within FAIL_READER_SECONDS is left to its end."""
+        if self._reading:
+            return
+        try:
+            os.write(fifo_fd, b"\0")
+            self.sent += 1
+        except BlockingIOError:
+            pass                    # full: it has bytes to read anyway
+        except BrokenPipeError:
+            return
+        out = select.poll()
+        out.register(fifo_fd, select.POLLOUT)
+        deadline = time.monotonic() + FAIL_READER_SECONDS
+        while time.monotonic() < deadline:
+            if self._reader_reading(fifo_fd):
+                return
+            events = out.poll(50)
+            if events and events[0][1] & select.POLLERR:
+                return              # the reader went away
+            time.sleep(0.05)
+        LOG.error("The reader of %s neither read nor closed it within "
+                  "%ds after the stream failed", self.fifo,
+                  FAIL_READER_SECONDS)
 
     def _send_tail(self, fifo_fd: int, start: float) -> None:
         # Not before the reader has been told what to expect.

@@ -265,7 +265,7 @@ class ConvertImage(base.ImportPluginTask):
         if streaming is not None:
             streaming.cancel()
             outcome = streaming.result(timeout=30)
-            if outcome is not None and outcome.reader_opened:
+            if outcome is not None and outcome.reader_read:
                 # A stream cut short after the upload began: the store
                 # may hold the object Glance refused by its size.
                 for store in self.stores:

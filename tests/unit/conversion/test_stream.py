@@ -266,3 +266,25 @@ def test_wrong_length_never_completes(tmp_path, staging, produced):
     assert ("ended after" in str(result.error)
             or "longer than the virtual size" in str(result.error))
     assert os.listdir(str(staging)) == []
+
+
+def test_failure_before_any_byte_still_fails_the_reader(tmp_path, staging):
+    """A producer that dies before its first byte: the reader must not
+    see a clean, empty end with no size to check it against; it gets a
+    byte, and the expected size is set before its end."""
+    fifo = str(staging / "x.stream")
+    told = []
+    streaming = stream_mod.Streaming(
+        ["false"], runner.Limits(timeout_seconds=30, cpu_seconds=30,
+                                 address_space_bytes=1024 * MiB),
+        fifo, 4 * MiB, on_reader=lambda: told.append(time.monotonic()))
+    streaming.start()
+    reader = Reader(fifo)
+    reader.start()
+    result = streaming.result(timeout=60)
+    reader.join(10)
+    assert result.state is stream_mod.State.FAILED
+    assert "exited with status 1" in str(result.error)
+    assert result.reader_read and 0 < reader.count < 4 * MiB
+    assert told and told[0] <= reader.eof_at
+    assert streaming.failure() is result.error
