@@ -33,9 +33,20 @@ this process:
 
 The qcow2 target keeps a qcow2 source as it is in both plugins (no
 conversion), so that row measures the cost of checking; ``--vmdk`` adds a
-vmdk source with the same data converted to qcow2.
+vmdk source with the same data converted to qcow2 (``--vmdk-target raw``:
+to raw).
+
+``--upload-only`` adds, for each raw row, Glance's upload of the same
+output ready made: the raw file (``qemu-img convert`` beforehand, not
+timed) imported as ``raw`` through our Glance (validate inspects it,
+convert has nothing to do), alternated with the other imports. The ratio
+of our import to it says how much of the conversion is still visible
+(1.00: fully hidden under the upload). ``--thin false`` turns glance_store's
+``filesystem_thin_provisioning`` off in every Glance (local-glance turns
+it on).
 
     python bench/convert_bench.py [--size-gib 4] [--work-dir DIR] [--vmdk]
+        [--vmdk-target qcow2|raw] [--upload-only] [--thin true|false]
         [--repeat 3] [--import-repeat 3]
 
 Prints a table (markdown) and writes JSON to bench/out/convert_bench.json.
@@ -221,10 +232,21 @@ def summarize(runs: list) -> dict:
             "runs": runs}
 
 
-def start(state: str, plugins, options):
+def start(state: str, plugins, options, thin: str = "true"):
     os.environ["OS_DEFAULT__USE_STDERR"] = "true"
-    return client.start_local_glance(state, plugins=plugins,
-                                     import_options=options)
+    return client.start_local_glance(
+        state, plugins=plugins, import_options=options,
+        api_options={"fs.filesystem_thin_provisioning": thin})
+
+
+def ready_raw(path: str, src_fmt: str, work: str) -> str:
+    """The raw output made beforehand, for the upload-only import."""
+    out = os.path.join(work, os.path.basename(path) + ".ready.raw")
+    if not os.path.exists(out):
+        subprocess.run(["qemu-img", "convert", "-f", src_fmt, "-O", "raw",
+                        path, out + ".tmp"], check=True)
+        os.replace(out + ".tmp", out)
+    return out
 
 
 def main(argv=None) -> int:
@@ -245,6 +267,13 @@ def main(argv=None) -> int:
                         help="comma-separated targets for the qcow2 source")
     parser.add_argument("--skip-glance", action="store_true",
                         help="only the conversion-only comparison")
+    parser.add_argument("--vmdk-target", default="qcow2",
+                        choices=["qcow2", "raw"])
+    parser.add_argument("--upload-only", action="store_true",
+                        help="for raw rows, also time the upload of the "
+                             "ready raw output through our Glance")
+    parser.add_argument("--thin", default="true", choices=["true", "false"],
+                        help="glance_store filesystem_thin_provisioning")
     args = parser.parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     t0 = time.monotonic()
@@ -259,7 +288,7 @@ def main(argv=None) -> int:
             subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O",
                             "vmdk", "-o", "subformat=streamOptimized", src,
                             vmdk], check=True)
-        cases.append(("vmdk", vmdk, "qcow2"))
+        cases.append(("vmdk", vmdk, args.vmdk_target))
     results = []
     engine = engine_rows(cases, args.work_dir, args.repeat)
     for src_fmt, path, target in ([] if args.skip_glance else cases):
@@ -274,20 +303,28 @@ def main(argv=None) -> int:
             ours_options["glance_ext_convert." + key] = value
         ours = start(os.path.join(args.work_dir, "ours-" + target),
                      ["glance_ext_validate", "glance_ext_convert"],
-                     ours_options)
+                     ours_options, args.thin)
         theirs = start(os.path.join(args.work_dir, "glance-" + target),
                        ["image_conversion"],
-                       {"image_conversion.output_format": target})
+                       {"image_conversion.output_format": target},
+                       args.thin)
         runs = {"glance": [], "ours": []}
+        upload_src = None
+        if args.upload_only and target == "raw":
+            upload_src = ready_raw(path, src_fmt, args.work_dir)
+            runs["upload"] = []
         try:
             for round_no in range(args.import_repeat):
                 # alternate who goes first: the page cache and the disk's
                 # writeback of the previous import favour one side
-                order = [("glance", theirs), ("ours", ours)]
+                order = [("glance", theirs, path, src_fmt),
+                         ("ours", ours, path, src_fmt)]
+                if upload_src:
+                    order.append(("upload", ours, upload_src, "raw"))
                 if round_no % 2:
                     order.reverse()
-                for name, glance in order:
-                    runs[name].append(timed_import(glance, path, src_fmt))
+                for name, glance, data, fmt in order:
+                    runs[name].append(timed_import(glance, data, fmt))
         finally:
             ours.down()
             theirs.down()
@@ -295,6 +332,11 @@ def main(argv=None) -> int:
             row[name] = summarize(runs[name])
         row["ratio"] = (row["glance"]["task_seconds"]
                         / row["ours"]["task_seconds"])
+        if "upload" in row:
+            row["ratio_to_upload"] = (row["ours"]["task_seconds"]
+                                      / row["upload"]["task_seconds"])
+        row["thin_provisioning"] = args.thin
+        row["source_bytes"] = os.path.getsize(path)
         results.append(row)
         print(json.dumps(row), file=sys.stderr)
     out_dir = os.path.join(ROOT, "bench", "out")
@@ -332,6 +374,23 @@ def main(argv=None) -> int:
                   " ".join("%.1f" % x["task_seconds"] for x in o["runs"]),
                   g["peak_staging_bytes"] / 1024 ** 3,
                   o["peak_staging_bytes"] / 1024 ** 3))
+    streamed = [r for r in results if "upload" in r]
+    if streamed:
+        print("\nRaw targets against the upload alone (thin provisioning "
+              "%s, median of %d):\n" % (args.thin, args.import_repeat))
+        print("| source -> target | glance_ext import | Glance upload-only "
+              "of the same output | ours / upload-only | Glance "
+              "image_conversion import | Glance / ours | peak staging ours "
+              "(source) |")
+        print("|---|---|---|---|---|---|---|")
+        for r in streamed:
+            print("| %s -> %s | %.1f s | %.1f s | %.2f | %.1f s | %.2fx | "
+                  "%.2f GiB (%.2f GiB) |" % (
+                      r["source"], r["target"], r["ours"]["task_seconds"],
+                      r["upload"]["task_seconds"], r["ratio_to_upload"],
+                      r["glance"]["task_seconds"], r["ratio"],
+                      r["ours"]["peak_staging_bytes"] / 1024 ** 3,
+                      r["source_bytes"] / 1024 ** 3))
     return 0
 
 

@@ -4,6 +4,7 @@
 # Installs the system packages glance_ext needs when they are missing:
 #   always (the plugins, and `make demo`):
 #   qemu-utils   (qemu-img, qemu-nbd)
+#   libnbd-bin   (nbdcopy: raw outputs streamed into the store upload)
 #   e2fsprogs dosfstools mtools fdisk
 #                (the demo builds Ubuntu and Debian guest images with them)
 #   with --test, what the test suites need on top:
@@ -47,7 +48,7 @@ need() {   # need TOOL:PACKAGE ...: the package of each tool not found
             || missing+=("$pkg")
     done
 }
-need qemu-img:qemu-utils mke2fs:e2fsprogs mkfs.vfat:dosfstools \
+need qemu-img:qemu-utils nbdcopy:libnbd-bin mke2fs:e2fsprogs mkfs.vfat:dosfstools \
     mcopy:mtools sfdisk:fdisk
 if [ "$want_test" = 1 ]; then
     if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \

@@ -47,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "/etc/glance/glance-api-paste.ini")
     parser.add_argument("-o", "--output", default="-",
                         help="where to write (default: standard output)")
-    parser.add_argument("--filters", default="metadefs,recovery",
-                        help="comma-separated: metadefs, recovery")
+    parser.add_argument("--filters", default="metadefs,copy-image,recovery",
+                        help="comma-separated: metadefs, copy-image, "
+                             "recovery")
     parser.set_defaults(func=run)
 
 
@@ -62,11 +63,12 @@ def render(text: str, source: str, wanted) -> str:
 
 def run(args: argparse.Namespace) -> int:
     names = {"metadefs": paste_config.METADEFS,
+             "copy-image": paste_config.COPY_IMAGE,
              "recovery": paste_config.RECOVERY}
     chosen = [f.strip() for f in args.filters.split(",") if f.strip()]
     unknown = sorted(set(chosen) - set(names))
     if unknown or not chosen:
-        print("error: --filters takes metadefs and/or recovery, not %s"
+        print("error: --filters takes metadefs, copy-image and/or recovery, not %s"
               % ", ".join(unknown or ["nothing"]), file=sys.stderr)
         return EXIT_USAGE
     try:

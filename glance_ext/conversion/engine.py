@@ -30,8 +30,9 @@ see a complete, verified file or an exception.
 import dataclasses
 import hashlib
 import os
+import shutil
 import time
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from oslo_log import log as logging
 from oslo_utils import units
@@ -43,6 +44,7 @@ from glance_ext.conversion import progress as progress_mod
 from glance_ext.conversion.settings import Settings
 from glance_ext.conversion import slots as slots_mod
 from glance_ext.conversion import split
+from glance_ext.conversion import stream as stream_mod
 from glance_ext.conversion import target as target_mod
 from glance_ext.conversion import verify as verify_mod
 from glance_ext.inspection import engine as inspection_engine
@@ -52,6 +54,8 @@ from glance_ext.qemu import runner
 from glance_ext.exceptions import SourceRejected
 
 LOG = logging.getLogger(__name__)
+# What a caller is told while a conversion waits for its slots.
+_OnWait = Callable[[slots_mod.Wait], None]
 
 
 @dataclasses.dataclass
@@ -222,6 +226,62 @@ class ConversionEngine:
                        check.virtual_size, size, plan.required_bytes,
                        plan.free_bytes, cache_mode, convert_seconds, total,
                        waited, check.compared, dst, len(ranges))
+
+    # -- streaming (raw outputs into the store upload) --------------------
+    def missing_stream_tools(self) -> List[str]:
+        """The streaming producer's tools this host lacks."""
+        return [tool for tool in (self.settings.nbdcopy,
+                                  self.settings.qemu_nbd)
+                if not shutil.which(tool)]
+
+    def start_stream(self, src: str, source_format: str, fifo: str, *,
+                     on_progress: Optional[progress_mod.Callback] = None,
+                     on_wait: Optional[_OnWait] = None,
+                     should_stop: Optional[Callable[[], bool]] = None,
+                     on_reader: Optional[Callable[[], None]] = None,
+                     slot_dir: Optional[str] = None,
+                     node: Optional[str] = None
+                     ) -> stream_mod.Streaming:
+        """Start converting ``src`` to raw into the FIFO ``fifo`` (created
+        here). Waits for a conversion slot first, host-wide and, with
+        ``coordination_url``, cluster-wide, as a file conversion does (a
+        slot timeout fails the caller, nothing started); the slots are
+        held until the stream ends.
+        No free-space check: nothing is written to staging. Same limits
+        as a file conversion: timeout by size, CPU, address space, nice,
+        ionice, rate limit; the file-size limit is 1 MiB, as the producer
+        writes no file at all."""
+        s = self.settings
+        info = self.qemu.info(src, source_format)
+        vsize = int(info.get("virtual-size", 0))
+        work_dir = os.path.dirname(os.path.abspath(fifo))
+        slot = self._limits(work_dir, slot_dir, node, on_wait)
+        try:
+            timeout = s.timeout_for(vsize)
+            bounds = runner.Limits(
+                timeout_seconds=timeout,
+                cpu_seconds=max(60, int(timeout * 2)),
+                address_space_bytes=s.address_space,
+                file_size_bytes=units.Mi)
+            tuning = process.Tuning(nice=s.nice, ionice_class=s.ionice_class,
+                                    ionice_level=s.ionice_level)
+            command = stream_mod.producer_command(
+                s.nbdcopy, s.qemu_nbd, src, source_format, tuning)
+            streaming = stream_mod.Streaming(
+                command, bounds, fifo, vsize, nice=s.nice,
+                open_timeout=s.stream_open_timeout_seconds,
+                rate_limit_mb=s.rate_limit_mb, on_progress=on_progress,
+                interval=s.progress_interval_seconds,
+                should_stop=should_stop, on_reader=on_reader,
+                release=slot.release)
+            LOG.info("Streaming %s -> raw into %s: virtual %d bytes",
+                     source_format, fifo, vsize)
+            streaming.start()
+        except BaseException:
+            slot.release()
+            _unlink(fifo)
+            raise
+        return streaming
 
     def _ranges(self, src: str, source_format: str, target_format: str,
                 vsize: int, tuning: process.Tuning) -> list:

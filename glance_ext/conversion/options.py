@@ -207,6 +207,33 @@ convert_opts = [
                      "conversion) in glance_ext_convert_source_sha512. "
                      "Reads the source once more."),
     cfg.StrOpt("qemu_img", default="qemu-img", help="qemu-img binary."),
+    cfg.BoolOpt("stream_raw", default=True,
+                help="Stream raw outputs into the store upload instead of "
+                     "writing them to staging first: qemu-nbd serves the "
+                     "source, nbdcopy reads it in order into a FIFO that "
+                     "Glance's store upload reads, so the conversion runs "
+                     "under the upload and no raw copy is written to "
+                     "staging. Used for imports to one store whose target "
+                     "is raw when glance_ext_convert is the last import "
+                     "plugin and compare is off; otherwise (and when this "
+                     "is false) the output is written to staging as a file. "
+                     "glance_ext_convert_path on the image says which."),
+    cfg.IntOpt("stream_open_timeout_seconds", default=60, min=1,
+               help="How long a streaming conversion waits for Glance's "
+                    "store upload to open the stream. A stream nobody "
+                    "reads ends after it and leaves nothing behind."),
+    cfg.StrOpt("nbdcopy", default="nbdcopy",
+               help="nbdcopy binary (Debian/Ubuntu: libnbd-bin) that "
+                    "streams raw outputs; without it raw outputs are "
+                    "written to staging as files."),
+    cfg.BoolOpt("allow_copy_image_format_change", default=False,
+                help="copy-image runs no import plugin, so it copies an "
+                     "image as it is. False: the glance_ext_copy_image "
+                     "paste filter refuses (409) a copy-image to a store "
+                     "whose target format (store_formats, default_format) "
+                     "differs from the image's disk_format. True: allow "
+                     "such copies; the store then holds the image in its "
+                     "current format."),
 ]
 
 

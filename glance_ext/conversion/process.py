@@ -225,7 +225,8 @@ class _Child:
         self.weight = weight
         self.parser = progress_mod.ProgressParser()
         self.stderr: List[bytes] = []
-        self.open_streams = 2
+        # stdout is ours to read unless it was handed elsewhere (a stream).
+        self.open_streams = 2 if proc.stdout is not None else 1
         # CPU seconds it used, read when it exits (common.exits.wait).
         self.cpu_seconds: Optional[float] = None
 
@@ -243,34 +244,52 @@ def run_group(commands: Sequence[Sequence[str]], bounds: runner.Limits,
               on_progress: Optional[progress_mod.Callback] = None,
               interval: float = 5.0,
               should_stop: Optional[Callable[[], bool]] = None,
-              nice: int = 0) -> float:
+              nice: int = 0, child_stdout: Optional[int] = None,
+              progress_of: Optional[Callable[[], float]] = None,
+              what: str = "qemu-img convert") -> float:
     """Run convert commands at once, each under ``bounds``, as one
     conversion: one progress (weighted by ``weights``), one wall-clock
     timeout, and the first failure stops them all. Returns the elapsed
-    seconds or raises ConvertError (its stderr is for logs only)."""
+    seconds or raises ConvertError (its stderr is for logs only).
+
+    A streaming conversion (``conversion.stream``) hands its one command
+    ``child_stdout``, the write end of the pipe its data leaves by (closed
+    here once the child has it, so the reader sees the end when the child
+    exits), and ``progress_of``, the percent done as counted by the
+    reader; ``what`` names the command in errors."""
     start = time.monotonic()
     weights = list(weights or [1.0] * len(commands))
     total_weight = float(sum(weights)) or 1.0
     throttle = progress_mod.Throttle(on_progress, interval)
     children: List[_Child] = []
+    out: Any = subprocess.PIPE if child_stdout is None else child_stdout
     try:
         for command, weight in zip(commands, weights):
-            children.append(_Child(spawn(command, bounds, nice), weight))
-            LOG.debug("qemu-img convert pid %d: %s", children[-1].proc.pid,
+            children.append(_Child(spawn(command, bounds, nice, stdout=out),
+                                   weight))
+            LOG.debug("%s pid %d: %s", what, children[-1].proc.pid,
                       " ".join(command))
     except ConvertError:
         _stop(children, killed=True)
         raise
+    finally:
+        if child_stdout is not None:
+            os.close(child_stdout)
     sel = selectors.DefaultSelector()
     for child in children:
-        sel.register(child.proc.stdout, selectors.EVENT_READ, (child, "out"))
+        if child.proc.stdout is not None:
+            sel.register(child.proc.stdout, selectors.EVENT_READ,
+                         (child, "out"))
         sel.register(child.proc.stderr, selectors.EVENT_READ, (child, "err"))
     killed_for: Optional[str] = None
     failed: Optional[_Child] = None
 
     def report(final: bool = False) -> None:
-        pct = sum((c.parser.percent or 0.0) * c.weight
-                  for c in children) / total_weight
+        if progress_of is not None:
+            pct = 100.0 if final else min(100.0, progress_of())
+        else:
+            pct = sum((c.parser.percent or 0.0) * c.weight
+                      for c in children) / total_weight
         throttle(progress_mod.Progress(
             pct, int(total_bytes * pct / 100.0), total_bytes,
             time.monotonic() - start), final=final)
@@ -285,6 +304,8 @@ def run_group(commands: Sequence[Sequence[str]], bounds: runner.Limits,
             if should_stop is not None and should_stop():
                 killed_for = "cancelled"
                 break
+            if child_stdout is not None:
+                _reap_helpers(children)
             for key, _ in sel.select(timeout=min(1.0, remaining)):
                 child, stream = key.data
                 data = os.read(key.fileobj.fileno(), 65536)
@@ -307,8 +328,8 @@ def run_group(commands: Sequence[Sequence[str]], bounds: runner.Limits,
     elapsed = time.monotonic() - start
     if killed_for == "timeout":
         raise exceptions.qemu_error(
-            "timeout", "qemu-img convert did not finish within %ds and was "
-            "killed" % int(bounds.timeout_seconds),
+            "timeout", "%s did not finish within %ds and was "
+            "killed" % (what, int(bounds.timeout_seconds)),
             stderr=_all_stderr(children))
     if killed_for == "cancelled":
         raise exceptions.qemu_error("cancelled",
@@ -316,11 +337,22 @@ def run_group(commands: Sequence[Sequence[str]], bounds: runner.Limits,
                                     stderr=_all_stderr(children))
     for child in ([failed] if failed else []) + children:
         if child.proc.returncode != 0:
-            raise _failure(child, bounds)
+            raise _failure(child, bounds, what)
     for child in children:
         child.parser.percent = 100.0
     report(final=True)
     return elapsed
+
+
+def _reap_helpers(children: Sequence[_Child]) -> None:
+    """A stream's producer (nbdcopy) that has exited, killed or not, may
+    leave the helper it started (qemu-nbd) holding its pipes open, so its
+    end would never be seen: kill what is left of its process group (the
+    exited leader stays unreaped, so the group id cannot be reused)."""
+    for child in children:
+        if child.open_streams and \
+                exits.cpu_seconds_if_exited(child.proc.pid) is not None:
+            exits.kill_group(child.proc.pid)
 
 
 def _exit_status(child: _Child, timeout: float) -> Optional[int]:
@@ -356,6 +388,7 @@ def _all_stderr(children: Sequence[_Child]) -> str:
     return "\n".join(c.stderr_text for c in children if c.stderr)
 
 
-def _failure(child: _Child, bounds: runner.Limits) -> ConvertError:
-    return runner.exit_error("qemu-img convert", child.proc.returncode,
+def _failure(child: _Child, bounds: runner.Limits,
+             what: str = "qemu-img convert") -> ConvertError:
+    return runner.exit_error(what, child.proc.returncode,
                              child.stderr_text, bounds, child.cpu_seconds)

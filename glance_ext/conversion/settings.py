@@ -74,6 +74,10 @@ class Settings:
     compare: bool = False
     record_source_sha512: bool = False
     qemu_img: str = "qemu-img"
+    stream_raw: bool = True
+    stream_open_timeout_seconds: int = 60
+    nbdcopy: str = "nbdcopy"
+    allow_copy_image_format_change: bool = False
 
     def __post_init__(self) -> None:
         where = "[%s]" % options.GROUP
@@ -167,7 +171,12 @@ class Settings:
                 progress_interval_seconds=g.progress_interval_seconds,
                 compare=g.compare,
                 record_source_sha512=g.record_source_sha512,
-                qemu_img=g.qemu_img)
+                qemu_img=g.qemu_img,
+                stream_raw=g.stream_raw,
+                stream_open_timeout_seconds=g.stream_open_timeout_seconds,
+                nbdcopy=g.nbdcopy,
+                allow_copy_image_format_change=(
+                    g.allow_copy_image_format_change))
         except (cfg.Error, ValueError) as exc:
             raise SettingsError("invalid option in [%s]: %s"
                                 % (options.GROUP, exc))

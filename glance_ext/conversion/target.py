@@ -112,6 +112,41 @@ def decide(settings: Settings, source_format: str,
     return decision
 
 
+def copy_refusal(settings: Settings, image_id: str, disk_format: str,
+                 stores: Sequence[str]) -> Optional[str]:
+    """Why a copy-image of an image stored as ``disk_format`` to
+    ``stores`` would break the per-store format, or None when it may go.
+
+    Glance runs no import plugin for copy-image: the data is copied as it
+    is, so a qcow2 image copied to a store that wants raw would be kept
+    there as qcow2. Judged like an import: a source-format rule first
+    (``keep`` allows it anywhere), then each store's format; formats this
+    plugin does not write (iso, ami ...) are not judged.
+    """
+    if settings.allow_copy_image_format_change or \
+            disk_format not in options.OUTPUT_FORMATS:
+        return None
+    rule = settings.source_rule_map.get(disk_format)
+    if rule == options.KEEP:
+        return None
+    wrong = []
+    for store in stores:
+        wanted = rule or settings.store_format_map.get(
+            store, settings.default_format)
+        if wanted != disk_format:
+            wrong.append("%s wants %s" % (store, wanted))
+    if not wrong:
+        return None
+    return ("copy-image would store image %s as %s, but store %s "
+            "([%s] %s); copy-image does not convert: import the image "
+            "again to that store with glance-direct or web-download (the "
+            "conversion runs then), or set [%s] "
+            "allow_copy_image_format_change = true to copy it as it is"
+            % (image_id, disk_format, "; store ".join(wrong), options.GROUP,
+               "source_format_rules" if rule else "store_formats",
+               options.GROUP))
+
+
 def output_options(settings: Settings, target: str) -> Sequence[str]:
     """``-o`` creation options for the target format."""
     if target == "vmdk":

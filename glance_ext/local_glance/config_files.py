@@ -204,7 +204,10 @@ def api_conf(layout: Layout, port: int, database_url: str,
         "wsgi": {"python_interpreter": sys.executable},
     }
     for store in stores:
-        base[store] = {"filesystem_store_datadir": layout.store_dir(store)}
+        # Thin provisioning: zero chunks of an upload become holes instead
+        # of written zeros (docs/convert.md, "Thin provisioning").
+        base[store] = {"filesystem_store_datadir": layout.store_dir(store),
+                       "filesystem_thin_provisioning": "true"}
     return _merge(base, extra)
 
 

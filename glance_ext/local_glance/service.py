@@ -216,11 +216,16 @@ def _db_sync(layout: config_files.Layout, env: Dict[str, str]) -> None:
 # the plugins themselves only when an import runs): the recovery of
 # imports a stop interrupted, whichever of our plugins is enabled.
 RECOVERY_FILTER = "glance_ext.middleware.startup_recovery:filter_factory"
+# With the convert plugin, copy-image may not break the per-store format.
+COPY_IMAGE_FILTER = "glance_ext.middleware.copy_image:filter_factory"
 
 
 def startup_filters(plugins: Sequence[str]) -> List[str]:
-    return [RECOVERY_FILTER] if any(
+    filters = [RECOVERY_FILTER] if any(
         p.startswith("glance_ext_") for p in plugins) else []
+    if "glance_ext_convert" in plugins:
+        filters.append(COPY_IMAGE_FILTER)
+    return filters
 
 
 def _node_layouts(settings: Settings, root: config_files.Layout

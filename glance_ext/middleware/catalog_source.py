@@ -62,6 +62,10 @@ def _get_json(app: Callable, environ: Dict[str, Any], path: str) -> Any:
         raise CatalogUnavailable("GET %s: not JSON: %s" % (path, e))
 
 
+# Also used by the copy-image filter to read an image through Glance.
+get_json = _get_json
+
+
 def fetch_catalog(app: Callable, environ: Dict[str, Any],
                   resource_type: str,
                   patterns: Sequence[str]) -> catalog_mod.Catalog:

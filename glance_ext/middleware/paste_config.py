@@ -22,6 +22,9 @@ pipeline of the file the same way, keeping its comments and layout:
 - ``glance_ext_metadefs`` (the metadefs enforcement) right after Glance's
   ``context`` (or ``unauthenticated-context``) filter: it needs the
   request context to read the catalog through the metadefs API;
+- ``glance_ext_copy_image`` (copy-image may not break the per-store
+  format) right after the context filter too: it reads the image through
+  Glance's API with the caller's context;
 - ``glance_ext_recovery`` (start-up recovery of interrupted imports)
   right before the application: it only needs to be loaded.
 
@@ -36,9 +39,11 @@ from glance_ext.exceptions import PasteConfigError
 
 RECOVERY = "glance_ext_recovery"
 METADEFS = "glance_ext_metadefs"
+COPY_IMAGE = "glance_ext_copy_image"
 FACTORIES: Dict[str, str] = {
     RECOVERY: "glance_ext.middleware.startup_recovery:filter_factory",
     METADEFS: "glance_ext.middleware:filter_factory",
+    COPY_IMAGE: "glance_ext.middleware.copy_image:filter_factory",
 }
 CONTEXT_FILTERS = ("context", "unauthenticated-context")
 PIPELINE_FACTORY = "glance.api:pipeline_factory"
@@ -69,15 +74,17 @@ def _pipeline_keys(parser: configparser.RawConfigParser
 def insert(names: Sequence[str], wanted: Sequence[str]) -> List[str]:
     """One pipeline (filters then the app) with our filters in place."""
     out = list(names)
-    if METADEFS in wanted and METADEFS not in out:
-        ctx = [i for i, n in enumerate(out) if n in CONTEXT_FILTERS]
-        out.insert(ctx[-1] + 1 if ctx else len(out) - 1, METADEFS)
+    for name in (COPY_IMAGE, METADEFS):
+        if name in wanted and name not in out:
+            ctx = [i for i, n in enumerate(out) if n in CONTEXT_FILTERS]
+            out.insert(ctx[-1] + 1 if ctx else len(out) - 1, name)
     if RECOVERY in wanted and RECOVERY not in out:
         out.insert(len(out) - 1, RECOVERY)
     return out
 
 
-def add_filters(text: str, wanted: Sequence[str] = (METADEFS, RECOVERY)
+def add_filters(text: str,
+                wanted: Sequence[str] = (METADEFS, COPY_IMAGE, RECOVERY)
                 ) -> Tuple[str, Edit]:
     """Return ``text`` with the ``wanted`` filters in every pipeline."""
     parser = configparser.RawConfigParser(strict=False,

@@ -31,7 +31,7 @@ plugin and Glance would import unconverted).
 import os
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from glance.common import exception as glance_exception
 from oslo_config import cfg
@@ -44,6 +44,7 @@ from glance_ext.common import sizes
 from glance_ext.conversion import progress as progress_mod
 from glance_ext.conversion.settings import Settings
 from glance_ext.conversion import slots
+from glance_ext.conversion import stream as stream_mod
 from glance_ext.conversion import target as target_mod
 from glance_ext.plugins import task_messages
 from glance_ext.inspection import options as validate_options
@@ -51,6 +52,7 @@ from glance_ext.inspection import policy as policy_mod
 from glance_ext.inspection.report import Report
 from glance_ext.plugins import base
 from glance_ext.plugins import options as plugin_options
+from glance_ext.plugins import store_cleanup
 from glance_ext.plugins.journal import Step
 
 LOG = logging.getLogger(__name__)
@@ -63,6 +65,42 @@ PROPERTY_PREFIX = "glance_ext_convert_"
 # Our output next to the staged file; Glance's staging cleaner maps
 # "<image id>.<anything>" back to the image, so residue is never orphaned.
 OUTPUT_SUFFIX = ".glance_ext_convert."
+STREAM_SUFFIX = "raw.stream"
+# Glance 33's ImportActionWrapper keeps the image of the running ``with``
+# block here; during the store upload it is the image whose size Glance
+# checks against the bytes stored (location.ImageProxy._upload_to_store).
+UPLOAD_IMAGE = "_image"
+
+
+class ExpectedSize(int):
+    """The size Glance's store upload must have read from the stream.
+
+    Glance compares it with the bytes stored (``uploaded != image.size``,
+    location.ImageProxy._upload_to_store) once the store has the whole
+    stream. A failed stream is cut short, so that comparison runs
+    against this, and Python asks the right-hand int subclass first: it
+    raises the stream's own error (Glance's UploadException with our
+    message, which Glance shows in the task) instead of Glance's "size of
+    uploaded data is different". A sound stream compares as the int.
+    """
+
+    def __new__(cls, value: int,
+                failure: Callable[[], Optional[Exception]]
+                ) -> "ExpectedSize":
+        obj = super().__new__(cls, value)
+        obj.failure = failure
+        return obj
+
+    def __ne__(self, other: object) -> bool:
+        error = self.failure()
+        if error is not None:
+            raise error
+        return int(self) != other
+
+    def __eq__(self, other: object) -> bool:
+        return not self.__ne__(other)
+
+    __hash__ = int.__hash__
 
 
 class ConvertImage(base.ImportPluginTask):
@@ -103,13 +141,19 @@ class ConvertImage(base.ImportPluginTask):
             return file_path
         target = decision.target_format
         source_size = os.path.getsize(src)
+        choice = self._choose_path(engine, settings, target)
         props = {"source_format": source_format,
                  "reason": decision.reason[:255],
                  "source_disk_format": claimed or "",
-                 "source_size": str(source_size)}
+                 "source_size": str(source_size),
+                 "path": choice.path.value,
+                 "path_reason": choice.reason[:255]}
         if settings.record_source_sha512:
             self.messages.set("glance_ext_convert: hashing the source")
             props["source_sha512"] = engine_mod.sha512_of(src)
+        if choice.path is stream_mod.Path.STREAM:
+            return self._stream(engine, src, source_format, claimed,
+                                container, props, settings)
         dst = self.track_file(base.output_path(src, self.image_id,
                                                OUTPUT_SUFFIX + target))
         label = "%s to %s" % (source_format, target)
@@ -153,6 +197,90 @@ class ConvertImage(base.ImportPluginTask):
                  outcome.processes, "es" if outcome.processes > 1 else "")
         self.finish()
         return "file://" + dst
+
+    def _choose_path(self, engine: engine_mod.ConversionEngine,
+                     settings: Settings, target: str
+                     ) -> stream_mod.PathChoice:
+        enabled = list(getattr(getattr(CONF, "image_import_opts", None),
+                               "image_import_plugins", None) or ())
+        after = enabled[enabled.index(PLUGIN_NAME) + 1:] \
+            if PLUGIN_NAME in enabled else []
+        choice = stream_mod.choose_path(
+            enabled=settings.stream_raw, target_format=target,
+            stores=self.stores, plugins_after=after,
+            compare=settings.compare,
+            missing_tools=engine.missing_stream_tools()
+            if target == "raw" and settings.stream_raw else [],
+            size_check=hasattr(self.action_wrapper, UPLOAD_IMAGE))
+        LOG.info("Image %s: %s path (%s)", self.image_id, choice.path.value,
+                 choice.reason)
+        return choice
+
+    def _stream(self, engine: engine_mod.ConversionEngine, src: str,
+                source_format: str, claimed: str, container: str,
+                props: Dict[str, str], settings: Settings) -> str:
+        """Start the streaming conversion and hand Glance's store upload
+        its FIFO. The image's size is cleared (Glance compares it with the
+        FIFO's st_size, 0, before reading) and set to the virtual size on
+        the upload's own image once the upload has opened the stream, so
+        Glance itself fails an upload that got fewer bytes."""
+        fifo = self.track_file(base.output_path(src, self.image_id,
+                                                OUTPUT_SUFFIX + STREAM_SUFFIX))
+        label = "%s to raw" % source_format
+        self.doing = "convert %s" % label
+        self.messages.set("glance_ext_convert: streaming %s: starting"
+                          % label)
+        vsize_box: Dict[str, int] = {}
+
+        def expect_size() -> None:
+            image = getattr(self.action_wrapper, UPLOAD_IMAGE, None)
+            if image is not None:
+                image.size = ExpectedSize(vsize_box["vsize"],
+                                          self._stream_failure)
+
+        self._streaming = engine.start_stream(
+            src, source_format, fifo,
+            on_progress=lambda p: self._progress(label, p),
+            on_wait=lambda w: self._waiting(label, w, settings),
+            should_stop=self._lock_lost.is_set, on_reader=expect_size,
+            node=plugin_options.host(CONF))
+        vsize = vsize_box["vsize"] = self._streaming.virtual_size
+        base.on_import_end(self.action_wrapper, self._streaming.cancel)
+        props.update(target_format="raw")
+        with self.action_wrapper as action:
+            self.remember_original(
+                {"disk_format": claimed, "container_format": container,
+                 "size": action.image_size})
+            action.set_image_attribute(
+                disk_format="raw", container_format="bare", size=None,
+                virtual_size=vsize)
+            self.set_properties(action, {PROPERTY_PREFIX + k: v
+                                         for k, v in props.items()})
+        LOG.info("Image %s: streaming %s (%d bytes) into the store upload",
+                 self.image_id, label, vsize)
+        self.finish()
+        return "file://" + fifo
+
+    def _stream_failure(self) -> Optional[Exception]:
+        """The stream's failure as Glance's error with our message."""
+        error = self._streaming.failure()
+        return None if error is None else base.translate(self, error)
+
+    def revert(self, result: Any = None, flow_failures: Any = None,
+               **kwargs: Any) -> None:
+        streaming = getattr(self, "_streaming", None)
+        if streaming is not None:
+            streaming.cancel()
+            outcome = streaming.result(timeout=30)
+            if outcome is not None and outcome.reader_read:
+                # A stream cut short after the upload began: the store
+                # may hold the object Glance refused by its size.
+                for store in self.stores:
+                    found = store_cleanup.remove_partial(store,
+                                                         self.image_id)
+                    if found.unknown:
+                        LOG.warning("%s", found.unknown)
+        super().revert(result, flow_failures, **kwargs)
 
     def _source_format(self, engine: engine_mod.ConversionEngine, src: str,
                        claimed: str, container: str,

@@ -17,12 +17,14 @@ The conversions here are made slow on purpose with the plugin's own
 throttled so a test can look at, kill or restart them mid-way. What this
 proves, for each fault: the image ends ``queued`` with the stores in
 ``os_glance_failed_import``, a readable reason in ``glance image-tasks``,
-nothing of ours (nor the staged data) left in staging, and staging the data
-again and importing works:
+nothing of ours (nor the staged data) left in staging nor in the store,
+and staging the data again and importing works, on both paths (raw
+outputs streamed into the store upload, and written to staging):
 * progress: the task message shows percent and bytes while converting;
 * qemu-img killed (SIGKILL from outside);
 * qemu-img timed out (scaled wall-clock limit);
-* not enough staging space (staging on a small tmpfs the test mounts);
+* not enough staging space (staging on a small tmpfs the test mounts):
+  refused on the file path; the streaming path needs none and succeeds;
 * the store fails after the conversion (a file already at the store path);
 (glance-api killed or stopped while converting, and at every other step
 of an import: tests/functional/recovery.)
@@ -52,18 +54,41 @@ def data(tmp_path_factory):
     return {"slow": slow, "small": samples["qcow2"].path}
 
 
+# Every fault on both paths: raw outputs streamed into the store upload
+# (nbdcopy + qemu-nbd, the default) and written to staging as a file.
+PATHS = {"stream": "true", "file": "false"}
+
+
+@pytest.fixture(scope="module", params=sorted(PATHS))
+def path(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def slow_glance(module_glance_factory, tmp_path_factory):
+def slow_glance(module_glance_factory, tmp_path_factory, path):
     return module_glance_factory(
         plugins=helpers.OUR_PLUGINS,
         import_options=helpers.import_options(
-            str(tmp_path_factory.mktemp("locks")), rate_limit_mb="4"))
+            str(tmp_path_factory.mktemp("locks")), rate_limit_mb="4",
+            stream_raw=PATHS[path]))
+
+
+def converter_pids(image_id):
+    """qemu-img convert, or the streaming nbdcopy (first: killed first,
+    so it dies by the signal and not of its qemu-nbd's death) and its
+    qemu-nbd."""
+    pids = qemu_procs.qemu_img_pids(image_id)
+    for name in (b"nbdcopy", b"qemu-nbd"):
+        pids += [pid for pid, cmd in qemu_procs._cmdlines()
+                 if cmd and cmd[0].endswith(name)
+                 and any(image_id.encode() in arg for arg in cmd)]
+    return pids
 
 
 def wait_for_conversion(glance, image_id, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pids = qemu_procs.qemu_img_pids(image_id)
+        pids = converter_pids(image_id)
         if pids:
             return pids
         time.sleep(0.1)
@@ -84,7 +109,7 @@ def retry_works(glance, image_id, path):
     assert not helpers.ours_in_staging(glance, image_id)
 
 
-def test_progress_in_task_message(slow_glance, data, tmp_path):
+def test_progress_in_task_message(slow_glance, data, tmp_path, path):
     image_id = slow_glance.import_file(data["slow"], "qcow2")
     seen = set()
     deadline = time.monotonic() + 120
@@ -101,6 +126,7 @@ def test_progress_in_task_message(slow_glance, data, tmp_path):
     assert any("of 24.0 MiB" in m and "%" in m for m in progress), progress
     image = slow_glance.wait_import(image_id)
     assert image["status"] == "active"
+    assert image["glance_ext_convert_path"] == path
     helpers.assert_stored_equals(slow_glance, image, data["slow"], "qcow2",
                                  str(tmp_path))
 
@@ -132,25 +158,30 @@ def test_store_fails_after_conversion(slow_glance, data):
     retry_works(slow_glance, image_id, data["small"])
 
 
-def test_timeout(module_glance_factory, tmp_path_factory, data):
+@pytest.mark.parametrize("way", sorted(PATHS))
+def test_timeout(module_glance_factory, tmp_path_factory, data, way):
     glance = module_glance_factory(
         plugins=helpers.OUR_PLUGINS,
         import_options=helpers.import_options(
             str(tmp_path_factory.mktemp("locks")), rate_limit_mb="2",
-            timeout_base_seconds="3", timeout_seconds_per_gb="0"))
+            timeout_base_seconds="3", timeout_seconds_per_gb="0",
+            stream_raw=PATHS[way]))
     image_id = glance.import_file(data["slow"], "qcow2")
     image = glance.wait_import(image_id)
     helpers.assert_reverted(glance, image, "did not finish within 3s")
-    assert not qemu_procs.qemu_img_pids(image_id)
+    assert not converter_pids(image_id)
+    assert not os.path.exists(os.path.join(glance.store_dir, image_id))
     retry_works(glance, image_id, data["small"])
 
 
-@pytest.fixture
-def small_staging(module_glance_factory, tmp_path_factory):
+@pytest.fixture(params=sorted(PATHS))
+def small_staging(module_glance_factory, tmp_path_factory, request):
     glance = module_glance_factory(
         plugins=helpers.OUR_PLUGINS,
         import_options=helpers.import_options(
-            str(tmp_path_factory.mktemp("locks"))))
+            str(tmp_path_factory.mktemp("locks")),
+            stream_raw=PATHS[request.param]))
+    glance.path = request.param
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m",
                            "glance-ext-test", glance.staging_dir],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -162,11 +193,18 @@ def small_staging(module_glance_factory, tmp_path_factory):
     subprocess.run(["umount", "-l", glance.staging_dir])
 
 
-def test_not_enough_staging_space(small_staging, data):
+def test_not_enough_staging_space(small_staging, data, tmp_path):
     glance = small_staging
     # 24 MiB staged of 48: the raw output needs 24 MiB + 10% + 16 MiB.
     image_id = glance.import_file(data["slow"], "qcow2")
     image = glance.wait_import(image_id)
+    if glance.path == "stream":
+        # Streaming writes no output to staging: the same import fits.
+        assert image["status"] == "active", glance.log_tail()
+        helpers.assert_stored_equals(glance, image, data["slow"], "qcow2",
+                                     str(tmp_path))
+        assert glance.staged_files() == []
+        return
     helpers.assert_reverted(glance, image, "not enough free space in the "
                                            "staging area to convert")
     assert glance.staged_files() == []

@@ -26,7 +26,9 @@ in ``os_glance_failed_import`` and a task message that names the step; and
 ``glance image-import`` alone (re-importing for web-download) must then
 make it ``active`` with data equal to the source (``qemu-img compare``).
 
-Also: one worker killed while its sibling converts (the sibling's import
+Also: killed or stopped while a raw output streams into the store (the
+streaming path, without glance_ext_inject); one worker killed while its
+sibling converts (the sibling's import
 goes on untouched), and a soak of 12 concurrent good and malicious imports
 killed at three different moments.
 """
@@ -217,6 +219,43 @@ def test_killed_at_each_step(glance, data, tmp_path, case, key, step):
     _assert_recovered_uploading(glance.g, image, entry,
                                 os.path.getsize(path))
     _assert_retry_works(glance.g, image_id, source, source_format, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def stream_glance(module_glance_factory, tmp_path_factory):
+    """Without glance_ext_inject, so raw outputs are streamed into the
+    store upload (docs/convert.md)."""
+    return Running(module_glance_factory(
+        plugins=helpers.OUR_PLUGINS, db="postgresql", workers=2,
+        import_options=_options(str(tmp_path_factory.mktemp("locks")))))
+
+
+@pytest.mark.parametrize("how", ["kill", "term"])
+def test_stopped_while_streaming(stream_glance, data, tmp_path, how):
+    """Killed or stopped while the converted data streams into the
+    store: the FIFO and the half-written store object are gone after the
+    restart, the upload is kept, and the retry streams again."""
+    path, disk_format, source, source_format = data["qcow2"]
+    image_id, entry = _import_and_stop(stream_glance, path, disk_format,
+                                       how, "store")
+    assert entry.step is Step.UPLOAD, entry
+    assert any(f.endswith(".glance_ext_convert.raw.stream")
+               for f in entry.files), entry
+    stream_glance.restart()
+    image = _settled(stream_glance.g, image_id)
+    _assert_recovered_uploading(stream_glance.g, image, entry,
+                                os.path.getsize(path))
+    assert not [p for p in crash_pids(image_id)], crash_pids(image_id)
+    _assert_retry_works(stream_glance.g, image_id, source, source_format,
+                        tmp_path)
+    assert stream_glance.g.image(image_id)["glance_ext_convert_path"] == \
+        "stream"
+
+
+def crash_pids(image_id):
+    """nbdcopy or qemu-nbd still running for the image."""
+    from glance_ext.testing import qemu_procs
+    return [pid for pid in qemu_procs.pids_naming(image_id)]
 
 
 @pytest.mark.parametrize("case,key,step", STEPS, ids=[s[0] for s in STEPS])

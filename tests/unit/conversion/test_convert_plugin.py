@@ -199,3 +199,126 @@ def test_misconfiguration_names_the_option(samples, tmp_path, conf):
         run(staged, FakeImage("qcow2"))
     assert "store_formats" in str(err.value)
     assert "glance-image-import.conf" in str(err.value)
+
+
+# -- the streaming path ------------------------------------------------------
+
+class UploadingWrapper(FakeActionWrapper):
+    """Like Glance 33's ImportActionWrapper, it keeps the image of the
+    running ``with`` block in ``_image`` (what the stream's size check
+    relies on)."""
+
+    def __enter__(self):
+        self._image = self.image
+        return _ImportActions(self.image)
+
+
+class GlanceLikeUpload(task.Task):
+    """What Glance's store upload does with ``file_path``, step by step
+    (glance/common/scripts/image_import/main.py and location.py): compare
+    the image's size with the file's st_size, read it in 64 KiB chunks,
+    then compare the bytes stored with the image's size."""
+
+    def __init__(self, image, kill_after=None):
+        super().__init__(name="upload")
+        self.image = image
+        self.kill_after = kill_after
+        self.count = 0
+
+    def execute(self, file_path):
+        from glance.common import exception as glance_exception
+        from glance_ext.testing import qemu_procs
+
+        path = file_path[len("file://"):]
+        size = os.path.getsize(path)
+        if self.image.size is not None and self.image.size != size:
+            raise glance_exception.ImportTaskError("Image size mismatch")
+        with open(path, "rb") as fh:
+            while True:
+                data = fh.read(65536)
+                if not data:
+                    break
+                self.count += len(data)
+                if self.kill_after and self.count >= self.kill_after:
+                    self.kill_after = None
+                    for pid in qemu_procs.pids_naming(IMAGE_ID):
+                        os.kill(pid, 9)
+        if self.image.size is not None and self.count != self.image.size:
+            raise glance_exception.UploadException(
+                "size of uploaded data is different")
+        self.image.size = self.count
+
+
+def _stream_tools():
+    from glance_ext import testing
+    testing.needs(None if shutil.which("nbdcopy") and shutil.which(
+        "qemu-nbd") else "nbdcopy (libnbd-bin) and qemu-nbd are needed")
+
+
+def run_streaming(staged, image, upload):
+    wrapper = UploadingWrapper(image)
+    flow = lf.Flow("api_image_import")
+    flow.add(StagedData(staged))
+    flow.add(convert.ConvertImage(task_id="t1",
+                                  task_type="api_image_import",
+                                  action_wrapper=wrapper, stores=["fs"]))
+    flow.add(upload)
+    try:
+        taskflow.engines.run(flow)
+    except Exception:
+        wrapper.drop_lock_for_task()
+        raise
+    return wrapper
+
+
+def test_expected_size_compares_as_an_int_unless_the_stream_failed():
+    ok = convert.ExpectedSize(5, lambda: None)
+    assert not (5 != ok) and (4 != ok) and ok == 5 and int(ok) == 5
+    failed = convert.ExpectedSize(5, lambda: base.PluginFailure("why"))
+    with pytest.raises(base.PluginFailure):
+        4 != failed
+
+
+def test_file_path_recorded_without_the_size_hook(samples, tmp_path, conf):
+    staged = stage(samples, "qcow2", tmp_path)
+    image = FakeImage("qcow2")
+    run(staged, image, probe=Probe())
+    assert image.extra_properties["glance_ext_convert_path"] == "file"
+    assert "cannot be told the size" in \
+        image.extra_properties["glance_ext_convert_path_reason"]
+
+
+def test_streamed_into_the_upload(samples, tmp_path, conf):
+    _stream_tools()
+    staged = stage(samples, "qcow2", tmp_path)
+    image = FakeImage("qcow2")
+    upload = GlanceLikeUpload(image)
+    wrapper = run_streaming(staged, image, upload)
+    props = image.extra_properties
+    assert props["glance_ext_convert_path"] == "stream"
+    assert image.disk_format == "raw"
+    assert upload.count == image.size == image.virtual_size == 4 * 1024 ** 2
+    assert os.listdir(str(tmp_path / "staging")) == [IMAGE_ID]
+    wrapper.drop_lock_for_task()
+    assert os.listdir(str(tmp_path / "staging")) == []
+
+
+def test_stream_cut_short_fails_the_upload_with_our_reason(
+        tmp_path, conf):
+    _stream_tools()
+    from glance_ext.testing import images
+    conf(rate_limit_mb=4)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    staged = str(staging / IMAGE_ID)
+    images.pattern_image(staged, 24, "qcow2")
+    image = FakeImage("qcow2")
+    image.size = os.path.getsize(staged)
+    upload = GlanceLikeUpload(image, kill_after=4 * 1024 ** 2)
+    with pytest.raises(base.PluginFailure) as err:
+        run_streaming(staged, image, upload)
+    assert "killed by signal 9" in str(err.value)
+    assert upload.count < 24 * 1024 ** 2
+    assert image.status == "queued" and image.disk_format == "qcow2"
+    assert image.extra_properties["os_glance_failed_import"] == "fs"
+    assert os.listdir(str(staging)) == []

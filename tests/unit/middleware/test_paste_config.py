@@ -90,7 +90,7 @@ def test_pipeline_sections_and_continuation_lines():
             "paste.filter_factory = x:y\n")
     edited, edit = paste_config.add_filters(text)
     assert ("pipeline = versionnegotiation context glance_ext_metadefs "
-            "glance_ext_recovery rootapp") in edited
+            "glance_ext_copy_image glance_ext_recovery rootapp") in edited
     assert "# a comment stays" in edited
     assert edit.pipelines == (("pipeline:glance-api", "pipeline"),)
     assert "    context rootapp" not in edited
