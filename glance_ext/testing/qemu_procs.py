@@ -46,6 +46,19 @@ def qemu_img_pids(marker: str, subcommand: Optional[str] = "convert"
     return pids
 
 
+def converter_pids(marker: str) -> List[int]:
+    """Pids of live conversions whose arguments hold marker: ``qemu-img
+    convert`` (the file path) and ``nbdcopy`` (a raw output streamed into
+    the store upload; its qemu-nbd is part of the same conversion and is
+    not counted again)."""
+    pids = qemu_img_pids(marker)
+    for pid, cmd in _cmdlines():
+        if cmd and cmd[0].endswith(b"nbdcopy") and any(
+                marker.encode() in arg for arg in cmd):
+            pids.append(pid)
+    return pids
+
+
 def pids_naming(text: str) -> List[int]:
     """Pids of every live process whose command line holds ``text``."""
     return [pid for pid, cmd in _cmdlines()

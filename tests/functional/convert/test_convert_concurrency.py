@@ -12,8 +12,10 @@
 
 """Four conversions at once on PostgreSQL, two Glance worker processes.
 
-What this proves: with ``max_concurrent = 2`` no more than two qemu-img
-conversions ever run on the host although four imports run in two worker
+What this proves: with ``max_concurrent = 2`` no more than two
+conversions (``qemu-img convert``, or ``nbdcopy`` streaming a raw output
+into the store upload, the default for these single-store raw imports)
+ever run on the host although four imports run in two worker
 processes (the limit is shared through the slot lock files), at least two
 do run together (the limit is not a global lock), the waiting imports say
 so in their task message, and all four reach ``active`` with their data.
@@ -55,7 +57,7 @@ def test_four_conversions_respect_host_limit(local_glance_factory, tmp_path):
     waiting_seen = False
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        peak = max(peak, len(qemu_procs.qemu_img_pids(marker)))
+        peak = max(peak, len(qemu_procs.converter_pids(marker)))
         with lock:
             current = list(ids)
         for image_id in current:

@@ -11,7 +11,7 @@
 # under the License.
 
 """What the two-node tests share: options, concurrent imports through
-the real glance CLI, and a sampler of the qemu-img converts running on
+the real glance CLI, and a sampler of the conversions running on
 each node (from /proc)."""
 
 import threading
@@ -63,8 +63,9 @@ def _node_of(pid: int, masters: Dict[int, int]) -> Optional[int]:
 
 
 class Sampler(object):
-    """Samples, every 50 ms, how many ``qemu-img convert`` of this local
-    Glance run on each node (by process ancestry), until stopped."""
+    """Samples, every 50 ms, how many conversions (``qemu-img convert``, or
+    ``nbdcopy`` for a raw output streamed into the store upload) of this
+    local Glance run on each node (by process ancestry), until stopped."""
 
     def __init__(self, nodes: Sequence[client.LocalGlance]) -> None:
         self.marker = nodes[0].state_dir
@@ -77,7 +78,7 @@ class Sampler(object):
     def _run(self) -> None:
         while not self._stop.is_set():
             counts = [0] * len(self.masters)
-            for pid in qemu_procs.qemu_img_pids(self.marker):
+            for pid in qemu_procs.converter_pids(self.marker):
                 node = _node_of(pid, self.masters)
                 if node is not None:
                     counts[node] += 1
@@ -164,9 +165,12 @@ def wait_messages(started: Sequence[Tuple[client.LocalGlance, str]],
 
 def converted_on(node: client.LocalGlance, image_id: str) -> bool:
     """Whether ``node``'s glance-api ran our conversion of ``image_id``
-    (its log says so)."""
+    (its log says so: converted to a file, or streamed into the store
+    upload)."""
     with open(node.log_path, errors="replace") as fh:
-        return ("Image %s converted" % image_id) in fh.read()
+        log = fh.read()
+    return ("Image %s converted" % image_id) in log or \
+        ("Image %s: streaming" % image_id) in log
 
 
 def wait_task_message(node: client.LocalGlance, image_id: str, text: str,

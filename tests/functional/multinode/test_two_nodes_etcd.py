@@ -25,7 +25,7 @@ conversions through a real etcd 3.4 started by the test, per node at most
   the test at first (as another node's conversions would hold it): every
   import that holds a host slot, on either node, says it waits for the
   cluster and nothing converts, although each node has free slots; once
-  released, never more than 2 ``qemu-img convert`` at once across the
+  released, never more than 2 conversions at once across the
   nodes (the process table, sampled every 50 ms), 2 at some point, each
   node converting its own, all ``active``;
 - node A killed (its whole process group) in the middle of a conversion:
@@ -43,9 +43,11 @@ import pytest
 
 from glance_ext.local_glance import client
 from glance_ext.local_glance import service
+from glance_ext.plugins import recovery
 from glance_ext.plugins.journal import Step
 from glance_ext.testing import crash
 from glance_ext.testing import images
+from glance_ext.testing import qemu_procs
 from tests.functional.convert import helpers
 from tests.functional.multinode import common
 
@@ -143,13 +145,17 @@ def test_six_imports_over_two_nodes_respect_the_cluster_cap(
 def test_node_a_killed_mid_conversion(cluster, sources):
     a, b = cluster.nodes
     (_, on_a), = common.import_concurrently([(a, sources[6])], name="on-a")
-    crash.wait_for_step(a.journal_dir, on_a, Step.CONVERT)
     # B's imports: one in flight while A dies, then one while A restarts.
     (_, on_b), = common.import_concurrently([(b, sources[1])], name="on-b")
+    # A single-store raw import is streamed into the store upload
+    # (docs/convert.md): its conversion runs in the journal's upload step.
+    crash.wait_for_step(a.journal_dir, on_a, Step.UPLOAD)
+    _wait_converting(on_a)
     crash.kill_group(a.pid)
     crash.wait_gone_group(a.pid)
     entry = crash.entry_of(a.journal_dir, on_a)
-    assert entry.step is Step.CONVERT, entry
+    assert entry.step is Step.UPLOAD and Step.UPLOAD not in entry.done, \
+        entry
     assert entry.owner.host == service.node_host(0)
 
     # B keeps serving; its own imports finish.
@@ -168,7 +174,7 @@ def test_node_a_killed_mid_conversion(cluster, sources):
     assert recovered["status"] == "uploading", (recovered, a.log_tail())
     message = helpers.task_message(a, on_a)
     assert "interrupted because glance-api stopped" in message
-    assert "during conversion" in message
+    assert recovery.where(entry) in message, message
     assert os.path.getsize(os.path.join(a.staging_dir, on_a)) == \
         os.path.getsize(sources[6])
     # B's imports were not A's to revert.
@@ -181,6 +187,14 @@ def test_node_a_killed_mid_conversion(cluster, sources):
     image = b.wait_import(on_a)
     assert image["status"] == "active", (image, a.log_tail())
     assert common.converted_on(a, on_a)
+
+
+def _wait_converting(image_id, timeout=120):
+    """Until a conversion of ``image_id`` runs (its converter is alive)."""
+    deadline = time.monotonic() + timeout
+    while not qemu_procs.converter_pids(image_id):
+        assert time.monotonic() < deadline, "no conversion of %s" % image_id
+        time.sleep(0.01)
 
 
 def _settled(node, image_id, timeout=120):

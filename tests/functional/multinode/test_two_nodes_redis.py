@@ -18,7 +18,7 @@ a redis 7.0 the module starts for itself. What this proves:
 - six concurrent imports over both nodes while the cap is held full by
   the test: the imports holding a host slot on either node wait for the
   cluster and nothing converts; once released, never more than 2
-  ``qemu-img convert`` at once across the nodes (process table), 2 at
+  conversions at once across the nodes (process table), 2 at
   some point, each node converting its own, all ``active``;
 - redis stopped in the middle of a run, with 2 conversions running and
   others waiting for a cluster slot: the documented behaviour of the
