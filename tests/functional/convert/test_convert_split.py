@@ -36,8 +36,11 @@ def sources(tmp_path_factory):
 def glance(module_glance_factory, tmp_path_factory):
     return module_glance_factory(
         plugins=helpers.OUR_PLUGINS,
+        # Splitting is the file path's (a raw output written at file
+        # offsets); a streamed raw output is one ordered stream.
         import_options=helpers.import_options(
             str(tmp_path_factory.mktemp("locks")), default_format="raw",
+            stream_raw="false",
             store_formats="fs:qcow2", source_format_rules="qcow2:raw",
             split_workers="2",
             split_min_data_mb="16"))

@@ -63,9 +63,12 @@ def test_refused_web_download_conversion_is_reverted(
     glance = module_glance_factory(
         plugins=helpers.OUR_PLUGINS,
         web_download_port=module_http_server.port,
+        # The refusal under test is the file path's free-space check: a
+        # streamed raw output writes nothing to staging and needs none.
         import_options=helpers.import_options(
             str(tmp_path_factory.mktemp("locks")), default_format="raw",
-            free_space_reserve_mb=str(1024 * 1024 * 1024)))
+            free_space_reserve_mb=str(1024 * 1024 * 1024),
+            stream_raw="false"))
     image = glance.wait_import(glance.web_download(
         _serve(module_http_server, sample), sample.claimed))
     assert image["status"] == "queued", image
