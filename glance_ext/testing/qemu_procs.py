@@ -52,11 +52,23 @@ def converter_pids(marker: str) -> List[int]:
     the store upload; its qemu-nbd is part of the same conversion and is
     not counted again)."""
     pids = qemu_img_pids(marker)
-    for pid, cmd in _cmdlines():
-        if cmd and cmd[0].endswith(b"nbdcopy") and any(
-                marker.encode() in arg for arg in cmd):
-            pids.append(pid)
+    nbdcopies = {pid for pid, cmd in _cmdlines()
+                 if cmd and cmd[0].endswith(b"nbdcopy")
+                 and any(marker.encode() in arg for arg in cmd)}
+    # nbdcopy forks the qemu-nbd it serves from: until that child has
+    # exec'd, it shows nbdcopy's command line too. It is the same
+    # conversion, so it is not counted.
+    pids.extend(pid for pid in nbdcopies if parent_pid(pid) not in nbdcopies)
     return pids
+
+
+def parent_pid(pid: int) -> Optional[int]:
+    """The parent of ``pid``, or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def pids_naming(text: str) -> List[int]:

@@ -16,6 +16,7 @@ import os
 
 import pytest
 
+from glance_ext import testing
 from glance_ext.local_glance import client
 from glance_ext.testing import servers
 
@@ -81,11 +82,7 @@ def module_http_server(tmp_path_factory):
 
 def _server(kind: str, base_dir: str) -> servers.Server:
     """A started etcd or redis; the binary missing fails under CI."""
-    why = servers.missing(servers.KINDS[kind].binary)
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+    testing.needs(servers.missing(servers.KINDS[kind].binary))
     return servers.start(kind, base_dir)
 
 

@@ -40,14 +40,6 @@ def options(coordination_url: Optional[str] = None, cluster_cap: int = 2,
     return opts
 
 
-def _parent(pid: int) -> Optional[int]:
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return int(fh.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def _node_of(pid: int, masters: Dict[int, int]) -> Optional[int]:
     """The index of the node whose gunicorn master is an ancestor of
     ``pid`` (qemu-img runs in a session of its own, so its process group
@@ -55,7 +47,7 @@ def _node_of(pid: int, masters: Dict[int, int]) -> Optional[int]:
     for _ in range(8):
         if pid in masters:
             return masters[pid]
-        parent = _parent(pid)
+        parent = qemu_procs.parent_pid(pid)
         if not parent or parent == pid:
             return None
         pid = parent

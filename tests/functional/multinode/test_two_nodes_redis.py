@@ -29,11 +29,11 @@ a redis 7.0 the module starts for itself. What this proves:
   ``importing``; once redis is back the failed images import again.
 """
 
-import os
 import time
 
 import pytest
 
+from glance_ext import testing
 from glance_ext.testing import images
 from glance_ext.testing import servers
 from tests.functional.convert import helpers
@@ -46,11 +46,7 @@ HOST_WAITING = "waiting for a conversion slot (2 allowed on this host"
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory):
     """A redis of this module's own: a test stops it."""
-    why = servers.missing(servers.REDIS)
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+    testing.needs(servers.missing(servers.REDIS))
     server = servers.start("redis", str(tmp_path_factory.mktemp("redis")))
     yield server
     server.close()
