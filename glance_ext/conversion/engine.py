@@ -37,6 +37,7 @@ from typing import Callable, List, Optional
 from oslo_log import log as logging
 from oslo_utils import units
 
+from glance_ext.common import files
 from glance_ext.conversion import cluster as cluster_mod
 from glance_ext.conversion import preflight
 from glance_ext.conversion import process
@@ -314,10 +315,4 @@ def creation_options(settings: Settings, target: str):
 
 
 def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        LOG.error("Could not delete partial conversion output %s: %s",
-                  path, exc)
+    files.unlink_quietly(path, "partial conversion output ")

@@ -58,6 +58,7 @@ from typing import Callable, List, Optional, Sequence
 from oslo_log import log as logging
 from oslo_utils import units
 
+from glance_ext.common import files
 from glance_ext import exceptions
 from glance_ext.conversion import process
 from glance_ext.conversion import progress as progress_mod
@@ -506,9 +507,4 @@ def _grow_pipe(fd: int) -> None:
 
 
 def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        LOG.error("Could not delete the stream %s: %s", path, exc)
+    files.unlink_quietly(path, "the stream ")

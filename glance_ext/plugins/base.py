@@ -50,6 +50,7 @@ from oslo_log import log as logging
 from taskflow import task
 
 from glance_ext import exceptions
+from glance_ext.common import files
 from glance_ext import plugins
 from glance_ext.plugins import journal as journal_mod
 from glance_ext.plugins import options
@@ -260,12 +261,7 @@ def on_import_end(action_wrapper: Any, callback: Callable[[], None]) -> None:
 def delete_files(paths: Sequence[str]) -> None:
     """Delete what a plugin wrote; a file already gone is fine."""
     for path in paths:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            LOG.error("Could not delete %s: %s", path, exc)
+        files.unlink_quietly(path)
 
 
 def _last_of_ours() -> Optional[str]:
