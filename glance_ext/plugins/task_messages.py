@@ -18,8 +18,21 @@ message is saved through the flow's ``task_repo`` exactly as Glance's
 ``_ImportToStore`` does. Each save also bumps the task's ``updated_at``,
 which keeps Glance's 60-minute import-lock expiry from treating a long
 conversion as dead. A failure to save is logged, never fatal.
+
+The streaming conversion writes its progress from its own thread while
+Glance's ``_ImportToStore`` writes "Copied N MiB" (every 60 s, and twice as
+the data ends) through the same ``task_repo``. On SQLite, two such
+transactions (each reads the task, then updates it) that overlap make one of
+them fail at once with "database is locked": the busy timeout does not
+apply, SQLite's deadlock rule answers without waiting. Glance does not retry
+that save, so the import failed. Every save through the flow's
+``task_repo`` is therefore serialised by one lock per repository object,
+Glance's own included (it holds the same object: the plugins get the flow's
+kwargs). On PostgreSQL the lock costs nothing that matters: the writes of
+one import are a few per minute.
 """
 
+import threading
 from typing import Any, Optional
 
 from glance.common.scripts import utils as script_utils
@@ -28,8 +41,35 @@ from oslo_log import log as logging
 LOG = logging.getLogger(__name__)
 
 
+_SERIALISED = "_glance_ext_save_lock"
+_INSTALL_LOCK = threading.Lock()
+
+
+def serialise_saves(task_repo: Any) -> None:
+    """Make every ``task_repo.save`` of this flow take one lock (see the
+    module docstring for why). Idempotent: each plugin of the flow calls it
+    and the repository is wrapped once."""
+    if task_repo is None:
+        return
+    with _INSTALL_LOCK:
+        if getattr(task_repo, _SERIALISED, None) is not None:
+            return
+        lock = threading.RLock()
+        save = task_repo.save
+
+        def locked_save(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return save(*args, **kwargs)
+
+        # The instance attribute shadows the class's method for this flow's
+        # repository only; Glance's code calls it as before.
+        task_repo.save = locked_save
+        setattr(task_repo, _SERIALISED, lock)
+
+
 class TaskMessages:
     def __init__(self, task_repo: Any, task_id: Optional[str]) -> None:
+        serialise_saves(task_repo)
         self.task_repo = task_repo
         self.task_id = task_id
 
