@@ -13,8 +13,9 @@
 """A real, local glance-api for the demo and the functional tests.
 
 ``glance-ext local-glance up|down|status|restart`` writes a complete Glance
-configuration, starts ``glance.wsgi.api:application`` under gunicorn (with
-a throwaway PostgreSQL cluster when asked) and a keystone-less token
+configuration, starts ``glance.wsgi.api:application`` under gunicorn through ``wsgi``
+(SQLite transactions that queue instead of failing: ``sqlite_lock``), with
+a throwaway PostgreSQL cluster when asked, and a keystone-less token
 filter so Glance's real policies apply; ``client`` drives it the way a
 user would. A development tool: never part of a production pipeline.
 """

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional
 
 from glance_ext.local_glance import errors
 
-WSGI_APP = "glance.wsgi.api:application"
+WSGI_APP = "glance_ext.local_glance.wsgi:application"
 
 
 def free_port() -> int:
