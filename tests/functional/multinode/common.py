@@ -24,6 +24,12 @@ from glance_ext.testing import qemu_procs
 from tests.functional.convert import helpers
 
 PLUGINS = helpers.OUR_PLUGINS
+# The lease of a cluster slot in these tests. A lease the keep-alive thread
+# fails to refresh in time (a starved thread on a loaded 2-core machine)
+# lets another conversion in, as the backend documents: right for a dead
+# node, a wrong count here. 20 s is far beyond any stall seen, and no test
+# of the cap waits for a lease to run out.
+LEASE = "?lock_timeout=20"
 
 
 def options(coordination_url: Optional[str] = None, cluster_cap: int = 2,

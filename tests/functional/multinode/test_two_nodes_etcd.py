@@ -69,7 +69,7 @@ def cluster(module_glance_factory, etcd_server):
     glance = module_glance_factory(
         plugins=common.PLUGINS, db="postgresql", nodes=2,
         import_options=common.options(
-            etcd_server.url + "?lock_timeout=5", cluster_cap=2, host_max=2))
+            etcd_server.url + common.LEASE, cluster_cap=2, host_max=2))
     return glance
 
 
@@ -112,7 +112,7 @@ def test_six_imports_over_two_nodes_respect_the_cluster_cap(
     # conversions would hold them): the imports of either node that get a
     # host slot must wait for the cluster although their node converts
     # nothing.
-    held = common.hold_cluster_slots(etcd_server.url + "?lock_timeout=5", 2)
+    held = common.hold_cluster_slots(etcd_server.url + common.LEASE, 2)
     sampler = common.Sampler([a, b])
     try:
         try:

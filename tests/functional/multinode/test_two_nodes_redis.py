@@ -63,7 +63,7 @@ def sources(tmp_path_factory):
 def cluster(module_glance_factory, redis):
     return module_glance_factory(
         plugins=common.PLUGINS, db="postgresql", nodes=2,
-        import_options=common.options(redis.url + "?lock_timeout=5",
+        import_options=common.options(redis.url + common.LEASE,
                                       cluster_cap=2, host_max=2))
 
 
@@ -80,7 +80,7 @@ def test_six_imports_capped_through_redis(cluster, sources, redis):
     a, b = cluster.nodes
     # The cluster starts full (held here): the imports holding a host slot
     # wait for the cluster on either node, then at most 2 convert at once.
-    held = common.hold_cluster_slots(redis.url + "?lock_timeout=5", 2)
+    held = common.hold_cluster_slots(redis.url + common.LEASE, 2)
     sampler = common.Sampler([a, b])
     try:
         try:
