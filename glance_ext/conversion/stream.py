@@ -39,9 +39,7 @@ safe:
   bounded time; the producer is killed through the same runner as every
   conversion (``process.run_group``: prlimit, nice/ionice, pdeathsig,
   timeout, cancel) and the FIFO is removed;
-- ``rate_limit_mb`` is applied here (nbdcopy has no rate limit);
-- the copy wakes once per half a FIFO, not once per chunk the reader
-  takes (``_Pacer``): the reader is a thread of the same process.
+- ``rate_limit_mb`` is applied here (nbdcopy has no rate limit).
 """
 
 import dataclasses
@@ -74,7 +72,6 @@ HOLD_BYTES = 4096
 CHUNK = units.Mi
 # Linux: a bigger pipe means fewer wake-ups of producer and reader.
 _F_SETPIPE_SZ = 1031
-_F_GETPIPE_SZ = 1032
 PIPE_SIZE = units.Mi
 POLL_SECONDS = 0.5
 FAIL_READER_SECONDS = 60
@@ -427,12 +424,12 @@ class Streaming:
         poller.register(src, select.POLLIN)
         out_poller = select.poll()
         out_poller.register(dst, select.POLLOUT)
-        pacer = _Pacer(dst)
         began = time.monotonic()
         while self.sent < limit:
             self._check(start)
-            if not pacer.wait(self.sent) and \
-                    not self._wait_writable(out_poller, start):
+            if not poller.poll(POLL_SECONDS * 1000):
+                continue
+            if not self._wait_writable(out_poller, start):
                 continue
             want = min(CHUNK, limit - self.sent)
             try:
@@ -440,10 +437,6 @@ class Streaming:
                                   flags=os.SPLICE_F_NONBLOCK
                                   | os.SPLICE_F_MOVE)
             except BlockingIOError:
-                # The producer is behind (or the FIFO full after all):
-                # wait for both, then try again.
-                if poller.poll(POLL_SECONDS * 1000):
-                    self._wait_writable(out_poller, start)
                 continue
             except BrokenPipeError:
                 raise self._reader_gone()
@@ -504,73 +497,6 @@ class Streaming:
         ahead = self.sent / float(self.rate) - (time.monotonic() - began)
         if ahead > 0:
             time.sleep(min(ahead, POLL_SECONDS))
-
-
-class _Pacer:
-    """Keeps the pump from waking once per read of the store upload.
-
-    A pipe's writer is woken (POLLOUT) as soon as any page of it is free,
-    so a pump that waits in poll() moves one reader chunk (glance_store
-    reads 64 KiB at a time) per wake-up: 16,384 wake-ups per GiB, each
-    taking the GIL from the upload thread, which is in the same process.
-    Measured with glance_store's thin provisioning on, whose zero test
-    (``any(buf)``) holds the GIL, that contention made the streamed upload
-    slower than the upload of a ready file (docs/convert.md). Here the
-    pump sleeps instead until the FIFO has drained to half full, from the
-    rate the reader is draining it, so it wakes once per half a FIFO
-    (512 KiB) and the reader never finds it empty. Hand-written: no
-    library paces a pipe writer; Linux pipes have no low-water mark.
-    """
-
-    # Bounds of one sleep: below, not worth a wake-up; above, a reader
-    # that stopped is found by the poll in the caller instead.
-    MIN_SLEEP = 0.0005
-    MAX_SLEEP = 0.05
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        try:
-            self.capacity = fcntl.fcntl(fd, _F_GETPIPE_SZ)
-        except OSError:
-            self.capacity = 0
-        self.low = self.capacity // 2
-        # Bytes per second the reader drains; a first guess, then measured.
-        self.rate = 200.0 * units.Mi
-        self._last: Optional[tuple] = None
-
-    def queued(self) -> int:
-        return struct.unpack("i", fcntl.ioctl(
-            self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-
-    def wait(self, sent: int) -> bool:
-        """Sleep until the FIFO is at most half full. True when it is
-        (splice now); False when the reader drained nothing during a
-        sleep (stopped, or gone: the caller polls to tell which)."""
-        if not self.capacity:
-            return False
-        slept = False
-        while True:
-            try:
-                queued = self.queued()
-            except OSError:
-                return False
-            now = time.monotonic()
-            # What the reader has taken so far (our splices add to both).
-            drained = sent - queued
-            if self._last is not None:
-                then, before = self._last
-                if now > then and drained > before:
-                    measured = (drained - before) / (now - then)
-                    self.rate = 0.5 * self.rate + 0.5 * measured
-                elif slept and queued > self.low:
-                    self._last = (now, drained)
-                    return False
-            self._last = (now, drained)
-            if queued <= self.low:
-                return True
-            time.sleep(min(self.MAX_SLEEP, max(
-                self.MIN_SLEEP, (queued - self.low) / self.rate)))
-            slept = True
 
 
 def _grow_pipe(fd: int) -> None:

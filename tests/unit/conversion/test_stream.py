@@ -25,14 +25,11 @@ upload); a producer whose output is shorter or longer than the virtual
 size fails the same way.
 """
 
-import fcntl
 import hashlib
 import os
 import shutil
 import socket
-import struct
 import subprocess
-import termios
 import threading
 import time
 
@@ -77,15 +74,13 @@ def settings_for(tmp_path, **extra):
 
 
 class Reader(threading.Thread):
-    """Glance's store upload: open the FIFO, read it in 64 KiB chunks
-    (``pause`` seconds after each)."""
+    """Glance's store upload: open the FIFO, read it in 64 KiB chunks."""
 
-    def __init__(self, path, stop_after=None, delay=0.0, pause=0.0):
+    def __init__(self, path, stop_after=None, delay=0.0):
         super().__init__(daemon=True)
         self.path = path
         self.stop_after = stop_after
         self.delay = delay
-        self.pause = pause
         self.digest = hashlib.sha256()
         self.count = 0
         self.eof_at = None
@@ -102,8 +97,6 @@ class Reader(threading.Thread):
                 self.count += len(data)
                 if self.stop_after and self.count >= self.stop_after:
                     return
-                if self.pause:
-                    time.sleep(self.pause)
 
 
 def start(tmp_path, staging, source, **extra):
@@ -311,68 +304,3 @@ def test_stream_waits_for_the_cluster_cap_too(tmp_path, staging, source):
               coordination_url="redis://127.0.0.1:%d" % port,
               slot_wait_seconds=30)
     assert_nothing_left(staging, source, tmp_path)
-
-
-def test_pump_moves_half_a_fifo_per_wake_up(tmp_path, staging, monkeypatch):
-    """The pump must not wake for every 64 KiB read (each wake-up takes
-    the GIL from Glance's upload thread in the same process): behind a
-    reader that is slower than the producer, it sleeps until the FIFO is
-    half drained. So a splice that the FIFO's free room limited (not the
-    producer's output) moves far more than a reader chunk; waking on
-    POLLOUT alone, it moves about 64 KiB."""
-    room_limited = []
-    real_splice = os.splice
-
-    def counting(src, dst, count, *args, **kwargs):
-        available = _queued(src)
-        moved = real_splice(src, dst, count, *args, **kwargs)
-        if moved < min(available, count):
-            room_limited.append(moved)
-        return moved
-
-    monkeypatch.setattr(os, "splice", counting)
-    total = 64 * MiB
-    fifo = str(staging / "x.stream")
-    streaming = stream_mod.Streaming(
-        ["head", "-c", str(total), "/dev/zero"],
-        runner.Limits(timeout_seconds=60, cpu_seconds=60,
-                      address_space_bytes=1024 * MiB), fifo, total)
-    streaming.start()
-    # Slower than the producer, as the store upload is (it hashes and
-    # writes every chunk).
-    reader = Reader(fifo, pause=0.0005)
-    reader.start()
-    result = streaming.result(timeout=60)
-    reader.join(10)
-    assert result.state is stream_mod.State.DONE, result.error
-    assert reader.count == total
-    room_limited.sort()
-    assert room_limited and \
-        room_limited[len(room_limited) // 2] >= 256 * 1024, room_limited
-
-
-def _queued(fd):
-    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD,
-                                          b"\0\0\0\0"))[0]
-
-
-def test_pacer_gives_up_on_a_reader_that_stopped():
-    """A reader that holds the FIFO open and reads no more: the pacer
-    returns (so the pump's poll and deadline take over) instead of
-    sleeping on."""
-    read_fd, write_fd = os.pipe()
-    try:
-        stream_mod._grow_pipe(write_fd)
-        pacer = stream_mod._Pacer(write_fd)
-        assert pacer.capacity >= 64 * 1024
-        sent = os.write(write_fd, b"x" * pacer.capacity)
-        started = time.monotonic()
-        assert pacer.wait(sent) is False
-        assert time.monotonic() - started < 1.0
-        # Drained to half: go.
-        os.read(read_fd, pacer.capacity - pacer.low)
-        assert pacer.wait(sent) is True
-        assert pacer.queued() <= pacer.low
-    finally:
-        os.close(read_fd)
-        os.close(write_fd)
