@@ -45,6 +45,15 @@ of our import to it says how much of the conversion is still visible
 ``filesystem_thin_provisioning`` off in every Glance (local-glance turns
 it on).
 
+``--variant KEY=VALUE`` (repeatable) starts a third Glance, ours with
+those ``[glance_ext_convert]`` options on top, and alternates it with the
+others in the same rounds: a same-run A/B of one setting (``nice=0``,
+``stream_raw=false``), where comparing two runs would drown a few per cent
+in the spread between runs. With ``--upload-only`` each round's ratios to
+the upload-only import of the same round are reported too (median of the
+per-round ratios): neighbours in time share the machine's state, so the
+paired ratio spreads less than the ratio of medians.
+
     python bench/convert_bench.py [--size-gib 4] [--work-dir DIR] [--vmdk]
         [--vmdk-target qcow2|raw] [--upload-only] [--thin true|false]
         [--repeat 3] [--import-repeat 3]
@@ -232,6 +241,24 @@ def summarize(runs: list) -> dict:
             "runs": runs}
 
 
+def paired(runs: list, against: list) -> dict:
+    """Each round's ratio of ``runs`` to ``against`` (same round, so the
+    same state of the machine): the median and the range."""
+    ratios = sorted(a["task_seconds"] / b["task_seconds"]
+                    for a, b in zip(runs, against))
+    return {"median": ratios[len(ratios) // 2], "min": ratios[0],
+            "max": ratios[-1], "ratios": ratios}
+
+
+def convert_options(items: list) -> dict:
+    """``KEY=VALUE`` arguments as ``[glance_ext_convert]`` options."""
+    options = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        options["glance_ext_convert." + key] = value
+    return options
+
+
 def start(state: str, plugins, options, thin: str = "true"):
     os.environ["OS_DEFAULT__USE_STDERR"] = "true"
     return client.start_local_glance(
@@ -263,6 +290,11 @@ def main(argv=None) -> int:
                         metavar="KEY=VALUE",
                         help="extra [glance_ext_convert] option for our "
                              "Glance, e.g. cache_mode=writeback")
+    parser.add_argument("--variant", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="[glance_ext_convert] option of a third "
+                             "Glance (ours plus this), alternated with the "
+                             "others in one run")
     parser.add_argument("--targets", default="raw,qcow2",
                         help="comma-separated targets for the qcow2 source")
     parser.add_argument("--skip-glance", action="store_true",
@@ -298,17 +330,24 @@ def main(argv=None) -> int:
             "glance_ext_convert.default_format": target,
             "glance_ext_convert.lock_dir": os.path.join(args.work_dir,
                                                         "locks")}
-        for item in args.ours_option:
-            key, _, value = item.partition("=")
-            ours_options["glance_ext_convert." + key] = value
+        ours_options.update(convert_options(args.ours_option))
         ours = start(os.path.join(args.work_dir, "ours-" + target),
                      ["glance_ext_validate", "glance_ext_convert"],
                      ours_options, args.thin)
+        variant = None
+        if args.variant:
+            variant = start(os.path.join(args.work_dir, "variant-" + target),
+                            ["glance_ext_validate", "glance_ext_convert"],
+                            dict(ours_options,
+                                 **convert_options(args.variant)),
+                            args.thin)
         theirs = start(os.path.join(args.work_dir, "glance-" + target),
                        ["image_conversion"],
                        {"image_conversion.output_format": target},
                        args.thin)
         runs = {"glance": [], "ours": []}
+        if variant:
+            runs["variant"] = []
         upload_src = None
         if args.upload_only and target == "raw":
             upload_src = ready_raw(path, src_fmt, args.work_dir)
@@ -319,6 +358,8 @@ def main(argv=None) -> int:
                 # writeback of the previous import favour one side
                 order = [("glance", theirs, path, src_fmt),
                          ("ours", ours, path, src_fmt)]
+                if variant:
+                    order.append(("variant", variant, path, src_fmt))
                 if upload_src:
                     order.append(("upload", ours, upload_src, "raw"))
                 if round_no % 2:
@@ -328,6 +369,8 @@ def main(argv=None) -> int:
         finally:
             ours.down()
             theirs.down()
+            if variant:
+                variant.down()
         for name in runs:
             row[name] = summarize(runs[name])
         row["ratio"] = (row["glance"]["task_seconds"]
@@ -335,6 +378,12 @@ def main(argv=None) -> int:
         if "upload" in row:
             row["ratio_to_upload"] = (row["ours"]["task_seconds"]
                                       / row["upload"]["task_seconds"])
+            row["paired_to_upload"] = {
+                name: paired(runs[name], runs["upload"])
+                for name in runs if name != "upload"}
+        if variant:
+            row["variant_options"] = args.variant
+            row["variant_to_ours"] = paired(runs["variant"], runs["ours"])
         row["thin_provisioning"] = args.thin
         row["source_bytes"] = os.path.getsize(path)
         results.append(row)
@@ -391,6 +440,29 @@ def main(argv=None) -> int:
                       r["glance"]["task_seconds"], r["ratio"],
                       r["ours"]["peak_staging_bytes"] / 1024 ** 3,
                       r["source_bytes"] / 1024 ** 3))
+        print("\nPer-round ratios to the upload-only import of the same "
+              "round (median, range):\n")
+        print("| source -> target | import | ratio to upload-only | "
+              "range |")
+        print("|---|---|---|---|")
+        for r in streamed:
+            for name, p in sorted(r["paired_to_upload"].items()):
+                label = {"glance": "Glance image_conversion",
+                         "ours": "glance_ext",
+                         "variant": "glance_ext with %s"
+                         % " ".join(r.get("variant_options", []))}[name]
+                print("| %s -> %s | %s | %.3f | %.3f-%.3f |" % (
+                    r["source"], r["target"], label, p["median"], p["min"],
+                    p["max"]))
+    for r in results:
+        if "variant_to_ours" in r:
+            p = r["variant_to_ours"]
+            print("\n%s -> %s: glance_ext with %s / glance_ext, per round: "
+                  "median %.3f (%.3f-%.3f); medians %.1f s / %.1f s" % (
+                      r["source"], r["target"],
+                      " ".join(r["variant_options"]), p["median"], p["min"],
+                      p["max"], r["variant"]["task_seconds"],
+                      r["ours"]["task_seconds"]))
     return 0
 
 
