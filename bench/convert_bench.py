@@ -56,7 +56,7 @@ paired ratio spreads less than the ratio of medians.
 
     python bench/convert_bench.py [--size-gib 4] [--work-dir DIR] [--vmdk]
         [--vmdk-target qcow2|raw] [--upload-only] [--thin true|false]
-        [--repeat 3] [--import-repeat 3]
+        [--variant KEY=VALUE ...] [--repeat 3] [--import-repeat 3]
 
 Prints a table (markdown) and writes JSON to bench/out/convert_bench.json.
 """
@@ -112,6 +112,13 @@ def allocated(directory: str) -> int:
     return total
 
 
+def median(values) -> float:
+    """The middle value (the upper of the two middle ones for an even
+    count), as every table here reports it."""
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def drop_file(path: str) -> None:
     try:
         os.unlink(path)
@@ -157,8 +164,8 @@ def engine_rows(cases, work: str, repeat: int) -> list:
             ours.append(time.monotonic() - start)
             drop_file(dst)
         rows.append({"source": src_fmt, "target": target,
-                     "glance_command_seconds": sorted(theirs)[len(theirs) // 2],
-                     "ours_seconds": sorted(ours)[len(ours) // 2],
+                     "glance_command_seconds": median(theirs),
+                     "ours_seconds": median(ours),
                      "runs": repeat})
     return rows
 
@@ -230,12 +237,11 @@ def timed_import(glance, path: str, disk_format: str) -> dict:
 
 def summarize(runs: list) -> dict:
     """Medians of the timed fields, the largest peak, every run kept."""
-    def median(key):
-        values = sorted(r[key] for r in runs)
-        return values[len(values) // 2]
-    return {"seconds": median("seconds"),
-            "task_seconds": median("task_seconds"),
-            "plugin_seconds": median("plugin_seconds"),
+    def middle(key):
+        return median(r[key] for r in runs)
+    return {"seconds": middle("seconds"),
+            "task_seconds": middle("task_seconds"),
+            "plugin_seconds": middle("plugin_seconds"),
             "peak_staging_bytes": max(r["peak_staging_bytes"] for r in runs),
             "disk_format": runs[0]["disk_format"], "size": runs[0]["size"],
             "runs": runs}
@@ -246,7 +252,7 @@ def paired(runs: list, against: list) -> dict:
     same state of the machine): the median and the range."""
     ratios = sorted(a["task_seconds"] / b["task_seconds"]
                     for a, b in zip(runs, against))
-    return {"median": ratios[len(ratios) // 2], "min": ratios[0],
+    return {"median": median(ratios), "min": ratios[0],
             "max": ratios[-1], "ratios": ratios}
 
 
