@@ -45,6 +45,14 @@ of our import to it says how much of the conversion is still visible
 ``filesystem_thin_provisioning`` off in every Glance (local-glance turns
 it on).
 
+``--cpu`` also records, per import, where the CPU went (Linux /proc,
+sampled every 0.25 s from the import's start, so staging is left out):
+the CPU time and run-queue wait of glance-api's busiest thread (the one
+running the store upload: read, md5 + sha512, the thin-provisioning zero
+test, write), the whole worker's CPU, and the CPU of the processes it ran
+(qemu-img, or nbdcopy with qemu-nbd). That tells a slower import whose
+upload thread did more work from one whose upload thread waited.
+
 ``--variant KEY=VALUE`` (repeatable) starts a third Glance, ours with
 those ``[glance_ext_convert]`` options on top, and alternates it with the
 others in the same rounds: a same-run A/B of one setting (``nice=0``,
@@ -56,7 +64,7 @@ paired ratio spreads less than the ratio of medians.
 
     python bench/convert_bench.py [--size-gib 4] [--work-dir DIR] [--vmdk]
         [--vmdk-target qcow2|raw] [--upload-only] [--thin true|false]
-        [--variant KEY=VALUE ...] [--repeat 3] [--import-repeat 3]
+        [--variant KEY=VALUE ...] [--cpu] [--repeat 3] [--import-repeat 3]
 
 Prints a table (markdown) and writes JSON to bench/out/convert_bench.json.
 """
@@ -170,6 +178,84 @@ def engine_rows(cases, work: str, repeat: int) -> list:
     return rows
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(path: str) -> list:
+    """/proc/.../stat after the command name (which may hold spaces)."""
+    with open(path) as fh:
+        return fh.read().rsplit(")", 1)[1].split()
+
+
+class CpuWatch(object):
+    """Where one import's CPU goes in glance-api's worker processes (the
+    children of the gunicorn master ``master``): per thread, CPU time and
+    run-queue wait (``schedstat``), sampled every 0.25 s so a thread that
+    ends before the import does is still counted up to its last sample;
+    per process, the CPU of the whole worker and of the children it has
+    reaped (qemu-img; nbdcopy with the qemu-nbd it ran). Linux only."""
+
+    def __init__(self, master: int) -> None:
+        self.workers = []
+        for stat in os.listdir("/proc"):
+            if stat.isdigit():
+                try:
+                    if int(_stat_fields("/proc/%s/stat" % stat)[1]) == \
+                            master:
+                        self.workers.append(int(stat))
+                except (OSError, ValueError, IndexError):
+                    pass
+        self.first = {}
+        self.last = {}
+        self.done = threading.Event()
+        self.proc0 = self._processes()
+        self._sample(initial=True)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _processes(self) -> tuple:
+        own = children = 0.0
+        for pid in self.workers:
+            f = _stat_fields("/proc/%d/stat" % pid)
+            own += (int(f[11]) + int(f[12])) / TICKS
+            children += (int(f[13]) + int(f[14])) / TICKS
+        return own, children
+
+    def _sample(self, initial: bool = False) -> None:
+        for pid in self.workers:
+            task_dir = "/proc/%d/task" % pid
+            for tid in os.listdir(task_dir):
+                try:
+                    f = _stat_fields("%s/%s/stat" % (task_dir, tid))
+                    with open("%s/%s/schedstat" % (task_dir, tid)) as fh:
+                        run_ns, wait_ns, _ = fh.read().split()
+                except (OSError, ValueError):
+                    continue
+                value = ((int(f[11]) + int(f[12])) / TICKS,
+                         int(wait_ns) / 1e9)
+                # A thread first seen after the start began at zero.
+                self.first.setdefault(tid, value if initial else (0.0, 0.0))
+                self.last[tid] = value
+
+    def _run(self) -> None:
+        while not self.done.wait(0.25):
+            self._sample()
+
+    def stop(self) -> dict:
+        self.done.set()
+        self.thread.join()
+        self._sample()
+        own, children = self._processes()
+        used = {tid: (self.last[tid][0] - self.first[tid][0],
+                      self.last[tid][1] - self.first[tid][1])
+                for tid in self.last}
+        busiest = max(used.values(), default=(0.0, 0.0))
+        return {"upload_thread_cpu": busiest[0],
+                "upload_thread_runq_wait": busiest[1],
+                "worker_cpu": own - self.proc0[0],
+                "children_cpu": children - self.proc0[1]}
+
+
 def task_phases(glance, image_id: str) -> dict:
     """From glance-api's log: ``plugin_seconds``, the task's start to the
     store upload's start (every plugin runs in between), and
@@ -200,7 +286,8 @@ def task_phases(glance, image_id: str) -> dict:
         if started and finished else nan}
 
 
-def timed_import(glance, path: str, disk_format: str) -> dict:
+def timed_import(glance, path: str, disk_format: str,
+                 cpu: bool = False) -> dict:
     proc = glance.glance("image-create", "--disk-format", disk_format,
                          "--container-format", "bare", "--name", "bench")
     image_id = client.parse_table(proc.stdout)["id"]
@@ -220,6 +307,7 @@ def timed_import(glance, path: str, disk_format: str) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    watch = CpuWatch(glance.pid) if cpu else None
     start = time.monotonic()
     glance.glance("image-import", image_id, "--import-method",
                   "glance-direct")
@@ -227,24 +315,30 @@ def timed_import(glance, path: str, disk_format: str) -> dict:
     elapsed = time.monotonic() - start
     done.set()
     sampler.join()
+    used = watch.stop() if watch else {}
     if image["status"] != "active":
         raise SystemExit("import failed: %s\n%s" % (image, glance.log_tail()))
     glance.glance("image-delete", image_id)
     return dict(task_phases(glance, image_id), seconds=elapsed,
                 peak_staging_bytes=peak[0], disk_format=image["disk_format"],
-                size=image["size"])
+                size=image["size"], **used)
 
 
 def summarize(runs: list) -> dict:
     """Medians of the timed fields, the largest peak, every run kept."""
     def middle(key):
         return median(r[key] for r in runs)
-    return {"seconds": middle("seconds"),
+    cpu = {key: middle(key) for key in CPU_KEYS if key in runs[0]}
+    return {**cpu, "seconds": middle("seconds"),
             "task_seconds": middle("task_seconds"),
             "plugin_seconds": middle("plugin_seconds"),
             "peak_staging_bytes": max(r["peak_staging_bytes"] for r in runs),
             "disk_format": runs[0]["disk_format"], "size": runs[0]["size"],
             "runs": runs}
+
+
+CPU_KEYS = ("upload_thread_cpu", "upload_thread_runq_wait", "worker_cpu",
+            "children_cpu")
 
 
 def paired(runs: list, against: list) -> dict:
@@ -312,6 +406,9 @@ def main(argv=None) -> int:
                              "ready raw output through our Glance")
     parser.add_argument("--thin", default="true", choices=["true", "false"],
                         help="glance_store filesystem_thin_provisioning")
+    parser.add_argument("--cpu", action="store_true",
+                        help="record where each import's CPU went "
+                             "(upload thread, worker, its children)")
     args = parser.parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     t0 = time.monotonic()
@@ -371,7 +468,8 @@ def main(argv=None) -> int:
                 if round_no % 2:
                     order.reverse()
                 for name, glance, data, fmt in order:
-                    runs[name].append(timed_import(glance, data, fmt))
+                    runs[name].append(timed_import(glance, data, fmt,
+                                                   args.cpu))
         finally:
             ours.down()
             theirs.down()
@@ -460,6 +558,26 @@ def main(argv=None) -> int:
                 print("| %s -> %s | %s | %.3f | %.3f-%.3f |" % (
                     r["source"], r["target"], label, p["median"], p["min"],
                     p["max"]))
+    cpu_rows = [r for r in results if "upload_thread_cpu" in r["ours"]]
+    if cpu_rows:
+        print("\nWhere the CPU went (median per import): glance-api's "
+              "upload thread, its run-queue wait, the whole worker, and "
+              "the processes it ran:\n")
+        print("| source -> target | import | whole import | upload thread "
+              "CPU | upload thread run-queue wait | worker CPU | qemu-img / "
+              "nbdcopy + qemu-nbd CPU |")
+        print("|---|---|---|---|---|---|---|")
+        for r in cpu_rows:
+            for name in ("glance", "ours", "variant", "upload"):
+                if name not in r:
+                    continue
+                x = r[name]
+                print("| %s -> %s | %s | %.1f s | %.1f s | %.2f s | %.1f s "
+                      "| %.1f s |" % (
+                          r["source"], r["target"], name, x["task_seconds"],
+                          x["upload_thread_cpu"],
+                          x["upload_thread_runq_wait"], x["worker_cpu"],
+                          x["children_cpu"]))
     for r in results:
         if "variant_to_ours" in r:
             p = r["variant_to_ours"]
