@@ -30,12 +30,24 @@ that save, so the import failed. Every save through the flow's
 Glance's own included (it holds the same object: the plugins get the flow's
 kwargs). On PostgreSQL the lock costs nothing that matters: the writes of
 one import are a few per minute.
+
+The same rule fires across processes, where no lock of ours reaches:
+Glance's ``GET /v2/images/{id}/tasks`` (``glance image-tasks``, or a
+client waiting for the import) soft-deletes expired tasks in a write
+transaction, so a poll served by another uWSGI worker or thread can take
+SQLite's write lock between a save's read and its update, and the save
+fails at once. Each save is therefore also retried on that error, a few
+times over about 4.5 s (oslo.db's ``wrap_db_retry``): the failed
+transaction was rolled back, so a retry is the same save again. Other
+errors are not retried.
 """
 
+import sqlite3
 import threading
 from typing import Any, Optional
 
 from glance.common.scripts import utils as script_utils
+from oslo_db import api as db_api
 from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
@@ -45,17 +57,34 @@ _SERIALISED = "_glance_ext_save_lock"
 _INSTALL_LOCK = threading.Lock()
 
 
+def sqlite_locked(exc: BaseException) -> bool:
+    """SQLite's "database is locked", raw or wrapped by SQLAlchemy (whose
+    ``OperationalError`` keeps the driver's error as ``orig``); oslo.db
+    does not translate it, so it is matched here."""
+    orig = getattr(exc, "orig", None) or exc
+    return (isinstance(orig, sqlite3.OperationalError)
+            and "database is locked" in str(orig))
+
+
+# 0.05, 0.1, 0.2, 0.4, 0.8, then 1 s: about 4.5 s in all, longer than any
+# of Glance's own write transactions on a task or an image.
+_retry_when_locked = db_api.wrap_db_retry(
+    max_retries=8, retry_interval=0.05, inc_retry_interval=True,
+    max_retry_interval=1, exception_checker=sqlite_locked)
+
+
 def serialise_saves(task_repo: Any) -> None:
-    """Make every ``task_repo.save`` of this flow take one lock (see the
-    module docstring for why). Idempotent: each plugin of the flow calls it
-    and the repository is wrapped once."""
+    """Make every ``task_repo.save`` of this flow take one lock, and retry
+    it on SQLite's "database is locked" (see the module docstring for
+    why). Idempotent: each plugin of the flow calls it and the repository
+    is wrapped once."""
     if task_repo is None:
         return
     with _INSTALL_LOCK:
         if getattr(task_repo, _SERIALISED, None) is not None:
             return
         lock = threading.RLock()
-        save = task_repo.save
+        save = _retry_when_locked(task_repo.save)
 
         def locked_save(*args: Any, **kwargs: Any) -> Any:
             with lock:
