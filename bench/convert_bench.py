@@ -78,6 +78,7 @@ import threading
 import time
 
 from glance_ext.local_glance import client
+from glance_ext.testing import qemu_procs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -187,6 +188,12 @@ def _stat_fields(path: str) -> list:
         return fh.read().rsplit(")", 1)[1].split()
 
 
+def _cpu(fields: list, at: int) -> float:
+    """Seconds of the two tick counters at ``at`` and ``at + 1`` of
+    ``_stat_fields``: utime + stime at 11, the reaped children's at 13."""
+    return (int(fields[at]) + int(fields[at + 1])) / TICKS
+
+
 class CpuWatch(object):
     """Where one import's CPU goes in glance-api's worker processes (the
     children of the gunicorn master ``master``): per thread, CPU time and
@@ -196,15 +203,9 @@ class CpuWatch(object):
     reaped (qemu-img; nbdcopy with the qemu-nbd it ran). Linux only."""
 
     def __init__(self, master: int) -> None:
-        self.workers = []
-        for stat in os.listdir("/proc"):
-            if stat.isdigit():
-                try:
-                    if int(_stat_fields("/proc/%s/stat" % stat)[1]) == \
-                            master:
-                        self.workers.append(int(stat))
-                except (OSError, ValueError, IndexError):
-                    pass
+        self.workers = [int(pid) for pid in os.listdir("/proc")
+                        if pid.isdigit()
+                        and qemu_procs.parent_pid(int(pid)) == master]
         self.first = {}
         self.last = {}
         self.done = threading.Event()
@@ -217,8 +218,8 @@ class CpuWatch(object):
         own = children = 0.0
         for pid in self.workers:
             f = _stat_fields("/proc/%d/stat" % pid)
-            own += (int(f[11]) + int(f[12])) / TICKS
-            children += (int(f[13]) + int(f[14])) / TICKS
+            own += _cpu(f, 11)
+            children += _cpu(f, 13)
         return own, children
 
     def _sample(self, initial: bool = False) -> None:
@@ -228,11 +229,10 @@ class CpuWatch(object):
                 try:
                     f = _stat_fields("%s/%s/stat" % (task_dir, tid))
                     with open("%s/%s/schedstat" % (task_dir, tid)) as fh:
-                        run_ns, wait_ns, _ = fh.read().split()
-                except (OSError, ValueError):
+                        wait_ns = int(fh.read().split()[1])
+                except (OSError, ValueError, IndexError):
                     continue
-                value = ((int(f[11]) + int(f[12])) / TICKS,
-                         int(wait_ns) / 1e9)
+                value = (_cpu(f, 11), wait_ns / 1e9)
                 # A thread first seen after the start began at zero.
                 self.first.setdefault(tid, value if initial else (0.0, 0.0))
                 self.last[tid] = value
@@ -324,6 +324,10 @@ def timed_import(glance, path: str, disk_format: str,
                 size=image["size"], **used)
 
 
+CPU_KEYS = ("upload_thread_cpu", "upload_thread_runq_wait", "worker_cpu",
+            "children_cpu")
+
+
 def summarize(runs: list) -> dict:
     """Medians of the timed fields, the largest peak, every run kept."""
     def middle(key):
@@ -335,10 +339,6 @@ def summarize(runs: list) -> dict:
             "peak_staging_bytes": max(r["peak_staging_bytes"] for r in runs),
             "disk_format": runs[0]["disk_format"], "size": runs[0]["size"],
             "runs": runs}
-
-
-CPU_KEYS = ("upload_thread_cpu", "upload_thread_runq_wait", "worker_cpu",
-            "children_cpu")
 
 
 def paired(runs: list, against: list) -> dict:
