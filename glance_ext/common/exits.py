@@ -40,6 +40,8 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import psutil
+
 LIMIT_SIGNALS = {signal.SIGXCPU: "CPU", signal.SIGXFSZ: "file size",
                  signal.SIGSEGV: "address space",
                  signal.SIGABRT: "address space",
@@ -104,13 +106,10 @@ def cpu_seconds_if_exited(pid: int) -> Optional[float]:
     if info is None:
         return None
     try:
-        with open("/proc/%d/stat" % pid) as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return None
-    # After the command name, utime and stime (fields 14 and 15 of stat).
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks / float(os.sysconf("SC_CLK_TCK"))
+    return times.user + times.system
 
 
 def wait(proc: subprocess.Popen, timeout: Optional[float]

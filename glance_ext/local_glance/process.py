@@ -28,6 +28,8 @@ import urllib.error
 import urllib.request
 from typing import Dict, List, Optional
 
+import psutil
+
 from glance_ext.local_glance import errors
 
 WSGI_APP = "glance_ext.local_glance.wsgi:application"
@@ -96,23 +98,21 @@ def is_alive(pid: Optional[int]) -> bool:
     except PermissionError:
         return True
     # A zombie still answers kill(0): reap it if it is our child, and
-    # otherwise (a crashed server whose parent never reaps it) ask /proc.
+    # otherwise (a crashed server whose parent never reaps it) ask its
+    # state.
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
     except ChildProcessError:
         pass
-    return _proc_state(pid) not in ("Z", "X")
-
-
-def _proc_state(pid: int) -> Optional[str]:
-    """The state letter of /proc/<pid>/stat, None when unknown."""
     try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE,
+                                                    psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True
 
 
 def group_alive(pgid: int) -> bool:

@@ -109,6 +109,9 @@ def start_time(pid: int) -> Optional[str]:
     except OSError:
         return None
     # Field 22 (starttime); the command name in field 2 may hold spaces.
+    # Read here rather than with psutil: entries persist this raw tick
+    # count and compare it across glance-api versions, and psutil offers
+    # only a derived float (create_time).
     return stat.rsplit(")", 1)[1].split()[19]
 
 

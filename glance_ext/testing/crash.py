@@ -27,6 +27,8 @@ import signal
 import time
 from typing import Optional
 
+import psutil
+
 from glance_ext.plugins.journal import Entry, Step
 
 
@@ -75,9 +77,8 @@ def wait_for_growing_file(path: str, min_bytes: int,
 
 def _zombie(pid: int) -> bool:
     try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 
@@ -96,28 +97,25 @@ def wait_gone_group(pgid: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _reap(pgid)
-        if not _live_members(pgid):
+        if not live_members(pgid):
             return
         time.sleep(0.05)
     raise AssertionError("processes of group %d did not exit within %ss: %s"
-                         % (pgid, timeout, _live_members(pgid)))
+                         % (pgid, timeout, live_members(pgid)))
 
 
-def _live_members(pgid: int) -> list:
-    """Pids of group ``pgid`` that are not zombies (from /proc: a zombie
-    whose parent never reaps it still answers killpg)."""
+def live_members(pgid: int) -> list:
+    """Pids of group ``pgid`` that are not zombies (a zombie whose parent
+    never reaps it still answers killpg)."""
     members = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
+    for proc in psutil.process_iter(["status"]):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         try:
-            with open("/proc/%s/stat" % name) as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc.pid)
+        except ProcessLookupError:
             continue
-        # fields[0] is the state, fields[2] the process group.
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(name))
     return members
 
 

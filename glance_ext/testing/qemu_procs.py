@@ -20,6 +20,8 @@ import os
 import subprocess
 from typing import Iterator, List, Optional, Tuple
 
+import psutil
+
 
 def _cmdlines() -> Iterator[Tuple[int, List[bytes]]]:
     for pid in os.listdir("/proc"):
@@ -65,9 +67,8 @@ def converter_pids(marker: str) -> List[int]:
 def parent_pid(pid: int) -> Optional[int]:
     """The parent of ``pid``, or None when it is gone."""
     try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return int(fh.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
+        return psutil.Process(pid).ppid()
+    except psutil.Error:
         return None
 
 

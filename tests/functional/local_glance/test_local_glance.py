@@ -27,6 +27,7 @@ import subprocess
 import pytest
 
 from glance_ext.local_glance import client
+from glance_ext.testing import crash
 
 
 def _qemu_img(*args: str) -> None:
@@ -46,23 +47,6 @@ def images(tmp_path_factory):
     qcow2 = base / "disk.qcow2"
     _qemu_img("convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2))
     return {"raw": str(raw), "qcow2": str(qcow2)}
-
-
-def _group_processes(pgid: int):
-    """Live (non-zombie) processes of a process group."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state != "Z":
-            found.append(int(entry))
-    return found
 
 
 def test_glance_direct_and_web_download_reach_active(
@@ -101,7 +85,7 @@ def test_postgresql_four_concurrent_imports_and_clean_down(
 
     glance.down()
     local_glance_factory.started.remove(glance)
-    assert _group_processes(glance.pid) == []
+    assert crash.live_members(glance.pid) == []
     assert not os.path.exists(pg_dir)
     for name in ("state.json", "env", "locks"):
         assert not os.path.exists(os.path.join(glance.state_dir, name))
