@@ -51,7 +51,17 @@ the CPU time and run-queue wait of glance-api's busiest thread (the one
 running the store upload: read, md5 + sha512, the thin-provisioning zero
 test, write), the whole worker's CPU, and the CPU of the processes it ran
 (qemu-img, or nbdcopy with qemu-nbd). That tells a slower import whose
-upload thread did more work from one whose upload thread waited.
+upload thread did more work from one whose upload thread waited. It also
+records the machine-wide side (``SystemWatch``): page reclaim, kswapd's
+CPU, all CPUs' system, softirq, iowait and steal time.
+
+``--profile DIR`` samples glance-api's workers with py-spy (20 Hz, native
+frames) during each import, keeps the raw stacks in DIR, and reports
+where the upload thread's samples went: the innermost function (a libc
+call such as ``write`` or ``clock_nanosleep``, or the Python line) and
+the innermost Python line (``filesystem.py:870`` is the zero test).
+py-spy counts a thread blocked in a system call as well as one running,
+so these are seconds of the thread's wall time, not of its CPU.
 
 ``--variant KEY=VALUE`` (repeatable) starts a third Glance, ours with
 those ``[glance_ext_convert]`` options on top, and alternates it with the
@@ -64,7 +74,8 @@ paired ratio spreads less than the ratio of medians.
 
     python bench/convert_bench.py [--size-gib 4] [--work-dir DIR] [--vmdk]
         [--vmdk-target qcow2|raw] [--upload-only] [--thin true|false]
-        [--variant KEY=VALUE ...] [--cpu] [--repeat 3] [--import-repeat 3]
+        [--variant KEY=VALUE ...] [--cpu] [--profile DIR] [--repeat 3]
+        [--import-repeat 3]
 
 Prints a table (markdown) and writes JSON to bench/out/convert_bench.json.
 """
@@ -72,13 +83,15 @@ Prints a table (markdown) and writes JSON to bench/out/convert_bench.json.
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 
+import psutil
+
 from glance_ext.local_glance import client
-from glance_ext.testing import qemu_procs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -179,19 +192,55 @@ def engine_rows(cases, work: str, repeat: int) -> list:
     return rows
 
 
-TICKS = os.sysconf("SC_CLK_TCK")
+class SystemWatch(object):
+    """The machine-wide side of one measured span: the kernel's page
+    reclaim (pages kswapd and direct reclaim scanned, direct-reclaim
+    stalls), kswapd's own CPU, and all CPUs' system, softirq and iowait
+    time. A stream whose cost grows faster than its size is suspected of
+    meeting reclaim when the page cache is full; these say whether it
+    did. Steal time says whether the host took the CPUs away. Linux
+    only."""
+
+    VMSTAT = ("pgscan_kswapd", "pgscan_direct", "allocstall_normal",
+              "allocstall_movable")
+    # Steal: the time the hypervisor ran something else on our CPUs.
+    CPU_TIMES = ("system", "iowait", "softirq", "steal")
+
+    def __init__(self) -> None:
+        self.kswapd = [proc for proc in psutil.process_iter(["name"])
+                       if (proc.info["name"] or "").startswith("kswapd")]
+        self.start = self._snapshot()
+
+    def _snapshot(self) -> dict:
+        # psutil does not read /proc/vmstat's reclaim counters.
+        values = {}
+        with open("/proc/vmstat") as fh:
+            for line in fh:
+                key, _, number = line.partition(" ")
+                if key in self.VMSTAT:
+                    values[key] = int(number)
+        times = psutil.cpu_times()
+        for key in self.CPU_TIMES:
+            values["all_cpus_" + key] = getattr(times, key)
+        values["kswapd_cpu"] = sum(
+            _busy(proc) for proc in self.kswapd)
+        return values
+
+    def stop(self) -> dict:
+        end = self._snapshot()
+        used = {key: end[key] - self.start[key] for key in end}
+        used["reclaim_scanned_gib"] = (
+            used.pop("pgscan_kswapd") + used.pop("pgscan_direct")
+        ) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+        used["direct_reclaim_stalls"] = (
+            used.pop("allocstall_normal") + used.pop("allocstall_movable"))
+        return used
 
 
-def _stat_fields(path: str) -> list:
-    """/proc/.../stat after the command name (which may hold spaces)."""
-    with open(path) as fh:
-        return fh.read().rsplit(")", 1)[1].split()
-
-
-def _cpu(fields: list, at: int) -> float:
-    """Seconds of the two tick counters at ``at`` and ``at + 1`` of
-    ``_stat_fields``: utime + stime at 11, the reaped children's at 13."""
-    return (int(fields[at]) + int(fields[at + 1])) / TICKS
+def _busy(proc: psutil.Process) -> float:
+    """User + system CPU seconds of ``proc``."""
+    times = proc.cpu_times()
+    return times.user + times.system
 
 
 class CpuWatch(object):
@@ -203,36 +252,36 @@ class CpuWatch(object):
     reaped (qemu-img; nbdcopy with the qemu-nbd it ran). Linux only."""
 
     def __init__(self, master: int) -> None:
-        self.workers = [int(pid) for pid in os.listdir("/proc")
-                        if pid.isdigit()
-                        and qemu_procs.parent_pid(int(pid)) == master]
+        self.workers = psutil.Process(master).children()
         self.first = {}
         self.last = {}
         self.done = threading.Event()
         self.proc0 = self._processes()
+        self.system = SystemWatch()
         self._sample(initial=True)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _processes(self) -> tuple:
         own = children = 0.0
-        for pid in self.workers:
-            f = _stat_fields("/proc/%d/stat" % pid)
-            own += _cpu(f, 11)
-            children += _cpu(f, 13)
+        for worker in self.workers:
+            times = worker.cpu_times()
+            own += times.user + times.system
+            children += times.children_user + times.children_system
         return own, children
 
     def _sample(self, initial: bool = False) -> None:
-        for pid in self.workers:
-            task_dir = "/proc/%d/task" % pid
-            for tid in os.listdir(task_dir):
+        for worker in self.workers:
+            for thread in worker.threads():
+                tid = thread.id
+                # psutil does not read schedstat (the run-queue wait).
                 try:
-                    f = _stat_fields("%s/%s/stat" % (task_dir, tid))
-                    with open("%s/%s/schedstat" % (task_dir, tid)) as fh:
+                    with open("/proc/%d/task/%d/schedstat"
+                              % (worker.pid, tid)) as fh:
                         wait_ns = int(fh.read().split()[1])
                 except (OSError, ValueError, IndexError):
                     continue
-                value = (_cpu(f, 11), wait_ns / 1e9)
+                value = (thread.user_time + thread.system_time, wait_ns / 1e9)
                 # A thread first seen after the start began at zero.
                 self.first.setdefault(tid, value if initial else (0.0, 0.0))
                 self.last[tid] = value
@@ -253,7 +302,8 @@ class CpuWatch(object):
         return {"upload_thread_cpu": busiest[0],
                 "upload_thread_runq_wait": busiest[1],
                 "worker_cpu": own - self.proc0[0],
-                "children_cpu": children - self.proc0[1]}
+                "children_cpu": children - self.proc0[1],
+                **self.system.stop()}
 
 
 def task_phases(glance, image_id: str) -> dict:
@@ -286,8 +336,53 @@ def task_phases(glance, image_id: str) -> dict:
         if started and finished else nan}
 
 
+PROFILE_HZ = 20
+
+
+def py_spy(pid: int, out: str) -> subprocess.Popen:
+    """py-spy recording every process under ``pid`` into ``out`` (raw,
+    one line per distinct stack with its sample count) until SIGINT."""
+    spy = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record",
+         "--pid", str(pid), "--subprocesses", "--threads", "--native",
+         "--rate", str(PROFILE_HZ), "--format", "raw", "--output", out],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2)  # py-spy attaches before the import starts
+    if spy.poll() is not None:
+        raise SystemExit("py-spy did not start (pip install py-spy; it "
+                         "needs ptrace rights over glance-api)")
+    return spy
+
+
+def busiest_thread(path: str, top: int = 8) -> dict:
+    """From a py-spy raw file: the busiest thread's seconds, and its
+    seconds by innermost function and by innermost Python line."""
+    by_thread = {}
+    with open(path) as fh:
+        for line in fh:
+            stack, _, count = line.rstrip().rpartition(" ")
+            frames = stack.split(";")
+            thread = next(f for f in frames if f.startswith("thread ("))
+            by_thread.setdefault(thread, []).append((frames, int(count)))
+    thread, samples = max(by_thread.items(),
+                          key=lambda kv: sum(n for _, n in kv[1]))
+    leaf, line_of = {}, {}
+    for frames, n in samples:
+        name = frames[-1].split(" (")[0]
+        leaf[name] = leaf.get(name, 0) + n
+        python = [f for f in frames if ".py:" in f]
+        at = python[-1].rsplit("/", 1)[-1].rstrip(")") if python else "-"
+        line_of[at] = line_of.get(at, 0) + n
+
+    def seconds(counts):
+        return dict(sorted(((k, v / PROFILE_HZ) for k, v in counts.items()),
+                           key=lambda kv: -kv[1])[:top])
+    return {"seconds": sum(n for _, n in samples) / PROFILE_HZ,
+            "innermost": seconds(leaf), "python_line": seconds(line_of)}
+
+
 def timed_import(glance, path: str, disk_format: str,
-                 cpu: bool = False) -> dict:
+                 cpu: bool = False, profile: str = None) -> dict:
     proc = glance.glance("image-create", "--disk-format", disk_format,
                          "--container-format", "bare", "--name", "bench")
     image_id = client.parse_table(proc.stdout)["id"]
@@ -308,6 +403,7 @@ def timed_import(glance, path: str, disk_format: str,
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     watch = CpuWatch(glance.pid) if cpu else None
+    spy = py_spy(glance.pid, profile) if profile else None
     start = time.monotonic()
     glance.glance("image-import", image_id, "--import-method",
                   "glance-direct")
@@ -316,6 +412,10 @@ def timed_import(glance, path: str, disk_format: str,
     done.set()
     sampler.join()
     used = watch.stop() if watch else {}
+    if spy:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(120)
+        used["profile"] = busiest_thread(profile)
     if image["status"] != "active":
         raise SystemExit("import failed: %s\n%s" % (image, glance.log_tail()))
     glance.glance("image-delete", image_id)
@@ -324,8 +424,21 @@ def timed_import(glance, path: str, disk_format: str,
                 size=image["size"], **used)
 
 
+SYSTEM_KEYS = ("reclaim_scanned_gib", "direct_reclaim_stalls", "kswapd_cpu",
+               "all_cpus_system", "all_cpus_softirq", "all_cpus_iowait",
+               "all_cpus_steal")
 CPU_KEYS = ("upload_thread_cpu", "upload_thread_runq_wait", "worker_cpu",
-            "children_cpu")
+            "children_cpu") + SYSTEM_KEYS
+
+
+def system_columns(x: dict) -> str:
+    """The SystemWatch columns of a table row ("-" for runs recorded
+    before they existed)."""
+    if "kswapd_cpu" not in x:
+        return "- | - | - | -"
+    return "%.1f GiB | %.1f s | %.1f / %.1f / %.1f s | %.1f s" % (
+        x["reclaim_scanned_gib"], x["kswapd_cpu"], x["all_cpus_system"],
+        x["all_cpus_softirq"], x["all_cpus_iowait"], x["all_cpus_steal"])
 
 
 def summarize(runs: list) -> dict:
@@ -409,6 +522,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu", action="store_true",
                         help="record where each import's CPU went "
                              "(upload thread, worker, its children)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="sample glance-api with py-spy during each "
+                             "import, keep the stacks in DIR and report "
+                             "where the upload thread's time went")
     args = parser.parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     t0 = time.monotonic()
@@ -468,8 +585,13 @@ def main(argv=None) -> int:
                 if round_no % 2:
                     order.reverse()
                 for name, glance, data, fmt in order:
+                    profile = None
+                    if args.profile:
+                        os.makedirs(args.profile, exist_ok=True)
+                        profile = os.path.join(args.profile, "%s-%s-%d.txt" % (
+                            target, name, round_no))
                     runs[name].append(timed_import(glance, data, fmt,
-                                                   args.cpu))
+                                                   args.cpu, profile))
         finally:
             ours.down()
             theirs.down()
@@ -565,19 +687,20 @@ def main(argv=None) -> int:
               "the processes it ran:\n")
         print("| source -> target | import | whole import | upload thread "
               "CPU | upload thread run-queue wait | worker CPU | qemu-img / "
-              "nbdcopy + qemu-nbd CPU |")
-        print("|---|---|---|---|---|---|---|")
+              "nbdcopy + qemu-nbd CPU | page reclaim scanned | kswapd CPU "
+              "| all CPUs system / softirq / iowait | steal |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in cpu_rows:
             for name in ("glance", "ours", "variant", "upload"):
                 if name not in r:
                     continue
                 x = r[name]
                 print("| %s -> %s | %s | %.1f s | %.1f s | %.2f s | %.1f s "
-                      "| %.1f s |" % (
+                      "| %.1f s | %s |" % (
                           r["source"], r["target"], name, x["task_seconds"],
                           x["upload_thread_cpu"],
                           x["upload_thread_runq_wait"], x["worker_cpu"],
-                          x["children_cpu"]))
+                          x["children_cpu"], system_columns(x)))
     for r in results:
         if "variant_to_ours" in r:
             p = r["variant_to_ours"]
@@ -587,7 +710,33 @@ def main(argv=None) -> int:
                       " ".join(r["variant_options"]), p["median"], p["min"],
                       p["max"], r["variant"]["task_seconds"],
                       r["ours"]["task_seconds"]))
+    print_profiles(results)
     return 0
+
+
+def print_profiles(results: list) -> None:
+    """The ``--profile`` table: per import, where the upload thread's
+    samples went."""
+    lines = []
+    for r in results:
+        for name in ("glance", "ours", "variant", "upload"):
+            for round_no, run in enumerate(r.get(name, {}).get("runs", [])):
+                if "profile" not in run:
+                    continue
+                p = run["profile"]
+                lines.append("| %s -> %s | %s | %d | %.0f s | %s | %s |" % (
+                    r["source"], r["target"], name, round_no, p["seconds"],
+                    "; ".join("%s %.1f s" % kv
+                              for kv in p["innermost"].items()),
+                    "; ".join("%s %.1f s" % kv
+                              for kv in p["python_line"].items())))
+    if lines:
+        print("\nWhere the upload thread's time went (py-spy samples at "
+              "%d Hz, running or blocked in a system call):\n" % PROFILE_HZ)
+        print("| source -> target | import | round | sampled | innermost "
+              "function | innermost Python line |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

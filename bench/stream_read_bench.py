@@ -91,6 +91,7 @@ def one(name: str, args, src: str, raw: str) -> dict:
     out = os.path.join(args.work_dir, "stream-read.out")
     convert_bench.drop_file(out)
     os.sync()
+    system = convert_bench.SystemWatch()
     if name == "file":
         result = upload(raw, out, args.thin == "true")
     else:
@@ -104,6 +105,7 @@ def one(name: str, args, src: str, raw: str) -> dict:
         if outcome is None or outcome.error is not None:
             raise SystemExit("the stream failed: %s" % (
                 outcome.error if outcome else "it did not end"))
+    result.update(system.stop())
     convert_bench.drop_file(out)
     return result
 
@@ -125,30 +127,35 @@ def main(argv=None) -> int:
         for name in order:
             result = one(name, args, src, raw)
             runs[name].append(result)
-            print("round %d %-4s %.2f s, thread CPU %.2f s, read() CPU "
-                  "%.2f s" % (round_no, name, result["seconds"],
-                              result["thread_cpu"], result["read_cpu"]),
+            print("round %d %-6s %.2f s, thread CPU %.2f s, read() CPU "
+                  "%.2f s, reclaim scanned %.1f GiB, kswapd CPU %.1f s, "
+                  "direct reclaim stalls %d" % (
+                      round_no, name, result["seconds"],
+                      result["thread_cpu"], result["read_cpu"],
+                      result["reclaim_scanned_gib"], result["kswapd_cpu"],
+                      result["direct_reclaim_stalls"]),
                   file=sys.stderr, flush=True)
     digests = {r["sha512"] for name in names for r in runs[name]}
     if len(digests) != 1:
         raise SystemExit("the sources did not give the same bytes")
     median = convert_bench.median
-    rows = {name: {key: median(r[key] for r in runs[name])
-                   for key in ("seconds", "thread_cpu", "read_cpu")}
+    keys = ("seconds", "thread_cpu", "read_cpu") + convert_bench.SYSTEM_KEYS
+    rows = {name: {key: median(r[key] for r in runs[name]) for key in keys}
             for name in names}
     print("Reading %d GiB (%s) in glance_store's upload loop, thin "
           "provisioning %s, median of %d:\n" % (
               args.size_gib, os.path.basename(src), args.thin, args.rounds))
     print("| source | wall | / file | upload thread CPU | / file | its "
-          "read() calls |")
-    print("|---|---|---|---|---|---|")
+          "read() calls | page reclaim scanned | kswapd CPU | all CPUs "
+          "system / softirq / iowait | steal |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     base = rows["file"]
     for name in names:
         r = rows[name]
-        print("| %s | %.2f s | %.3f | %.2f s | %.3f | %.2f s |" % (
+        print("| %s | %.2f s | %.3f | %.2f s | %.3f | %.2f s | %s |" % (
             name, r["seconds"], r["seconds"] / base["seconds"],
             r["thread_cpu"], r["thread_cpu"] / base["thread_cpu"],
-            r["read_cpu"]))
+            r["read_cpu"], convert_bench.system_columns(r)))
     walls = sorted(s["seconds"] / f["seconds"]
                    for s, f in zip(runs["stream"], runs["file"]))
     cpus = sorted(s["thread_cpu"] / f["thread_cpu"]
