@@ -287,39 +287,41 @@ def luks_slot(path: str, slot: int, active: Optional[int] = None,
 _LUKS_CACHE: Dict[str, str] = {}
 
 
-def luks_default(path: str) -> None:
-    """``qemu-img create -f luks`` with qemu's defaults (iter-time 2 s):
-    the key-stretching counts an operator's tools really produce."""
-    cached = _LUKS_CACHE.get("default")
-    if not cached or not os.path.exists(cached):
-        cached = os.path.join(os.path.dirname(path), "_luks_default.cache")
-        qemu_img("create", "-q", "-f", "luks", "--object",
-                 "secret,id=s0,data=corpus", "-o", "key-secret=s0", cached,
-                 "1M")
-        _LUKS_CACHE["default"] = cached
-    shutil.copyfile(cached, path)
+def _luks_cached(key: str, path: str, options: str) -> None:
+    """Copy a LUKS volume made once per run with ``options`` to ``path``.
 
-
-def luks(path: str) -> None:
-    # Creating a LUKS volume costs seconds of key stretching: make one, copy.
-    cached = _LUKS_CACHE.get("v1")
+    Creating one costs seconds of key stretching, hence the cache. qemu
+    times PBKDF2 with the thread's CPU clock, which ticks in jiffies: a
+    run shorter than one tick reads as zero and qemu-img fails with
+    "Unable to get accurate CPU usage" (seen with both qemu's defaults
+    and iter-time=10 on a fresh, busy machine). A new attempt measures
+    again; any other failure is raised at once.
+    """
+    cached = _LUKS_CACHE.get(key)
     if not cached or not os.path.exists(cached):
-        cached = os.path.join(os.path.dirname(path), "_luks_v1.cache")
-        # qemu times PBKDF2 with the thread's CPU clock, which ticks in
-        # jiffies: a run shorter than one tick reads as zero and qemu-img
-        # fails with "Unable to get accurate CPU usage". A new attempt
-        # measures again.
+        cached = os.path.join(os.path.dirname(path), "_luks_%s.cache" % key)
         for attempt in range(5):
             try:
                 qemu_img("create", "-q", "-f", "luks", "--object",
-                         "secret,id=s0,data=corpus", "-o",
-                         "key-secret=s0,iter-time=10", cached, "1M")
+                         "secret,id=s0,data=corpus", "-o", options,
+                         cached, "1M")
                 break
             except RuntimeError as exc:
                 if "accurate CPU usage" not in str(exc) or attempt == 4:
                     raise
-        _LUKS_CACHE["v1"] = cached
+        _LUKS_CACHE[key] = cached
     shutil.copyfile(cached, path)
+
+
+def luks_default(path: str) -> None:
+    """``qemu-img create -f luks`` with qemu's defaults (iter-time 2 s):
+    the key-stretching counts an operator's tools really produce."""
+    _luks_cached("default", path, "key-secret=s0")
+
+
+def luks(path: str) -> None:
+    """A LUKS volume with a short key stretch (iter-time 10 ms)."""
+    _luks_cached("v1", path, "key-secret=s0,iter-time=10")
 
 
 # ----------------------------------------------------------------- cases ---
