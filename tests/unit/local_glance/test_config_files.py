@@ -91,6 +91,11 @@ def test_several_file_stores_first_is_default(tmp_path):
     assert conf.get("fs", "filesystem_store_datadir") == layout.images_dir
     fast_dir = conf.get("fast", "filesystem_store_datadir")
     assert fast_dir != layout.images_dir and os.path.isdir(fast_dir)
+    # Every file store is thin and reads 1 MiB chunks (docs/convert.md,
+    # "Store settings"); glance_store's defaults are off and 64 KiB.
+    for store in ("fs", "fast"):
+        assert conf.getboolean(store, "filesystem_thin_provisioning")
+        assert conf.getint(store, "filesystem_store_chunk_size") == 1048576
 
 
 @pytest.mark.parametrize("stores,reason", [
