@@ -210,7 +210,7 @@ def api_conf(layout: Layout, port: int, database_url: str,
         # Thin provisioning: zero chunks of an upload become holes instead
         # of written zeros. 1 MiB chunks instead of glance_store's 64 KiB:
         # Glance yields (sleep(0)) after every chunk its upload reads, and
-        # at 64 KiB those yields are a quarter of a streamed import's time
+        # at 64 KiB those yields took a third of a streamed import's time
         # (docs/convert.md, "Store settings").
         base[store] = {"filesystem_store_datadir": layout.store_dir(store),
                        "filesystem_thin_provisioning": "true",
