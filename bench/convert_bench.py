@@ -77,8 +77,8 @@ paired ratio spreads less than the ratio of medians.
 
     python bench/convert_bench.py [--size-gib 4] [--work-dir DIR] [--vmdk]
         [--vmdk-target qcow2|raw] [--upload-only] [--thin true|false]
-        [--chunk-kib 64|1024] [--variant KEY=VALUE ...] [--cpu] [--profile DIR] [--repeat 3]
-        [--import-repeat 3]
+        [--chunk-kib 64|1024] [--variant KEY=VALUE ...] [--cpu]
+        [--profile DIR] [--repeat 3] [--import-repeat 3]
 
 Prints a table (markdown) and writes JSON to bench/out/convert_bench.json.
 """
