@@ -185,7 +185,7 @@ class ConversionEngine:
                 cache_mode=cache_mode, sparse_size_kb=s.sparse_size_kb,
                 rate_limit_mb=s.rate_limit_mb,
                 nice=s.nice, ionice_class=s.ionice_class,
-                ionice_level=s.ionice_level)
+                ionice_level=s.ionice_level, cpu_policy=s.cpu_policy)
             ranges = self._ranges(src, source_format, target_format, vsize,
                                   tuning)
             if len(ranges) > 1:
@@ -207,7 +207,7 @@ class ConversionEngine:
                 convert_seconds = process.run(
                     command, bounds, vsize, on_progress=on_progress,
                     interval=s.progress_interval_seconds,
-                    should_stop=should_stop, nice=s.nice)
+                    should_stop=should_stop, cpu=tuning.cpu)
             if on_progress is not None:
                 on_progress(progress_mod.Progress(
                     100.0, vsize, vsize, time.monotonic() - start,
@@ -250,8 +250,8 @@ class ConversionEngine:
         held until the stream ends.
         No free-space check: nothing is written to staging. Same limits
         as a file conversion: timeout by size, CPU, address space, nice,
-        ionice, rate limit; the file-size limit is 1 MiB, as the producer
-        writes no file at all."""
+        CPU policy, ionice, rate limit; the file-size limit is 1 MiB, as
+        the producer writes no file at all."""
         s = self.settings
         info = self.qemu.info(src, source_format)
         vsize = int(info.get("virtual-size", 0))
@@ -265,11 +265,12 @@ class ConversionEngine:
                 address_space_bytes=s.address_space,
                 file_size_bytes=units.Mi)
             tuning = process.Tuning(nice=s.nice, ionice_class=s.ionice_class,
-                                    ionice_level=s.ionice_level)
+                                    ionice_level=s.ionice_level,
+                                    cpu_policy=s.cpu_policy)
             command = stream_mod.producer_command(
                 s.nbdcopy, s.qemu_nbd, src, source_format, tuning)
             streaming = stream_mod.Streaming(
-                command, bounds, fifo, vsize, nice=s.nice,
+                command, bounds, fifo, vsize, cpu=tuning.cpu,
                 open_timeout=s.stream_open_timeout_seconds,
                 rate_limit_mb=s.rate_limit_mb, on_progress=on_progress,
                 interval=s.progress_interval_seconds,

@@ -140,6 +140,23 @@ convert_opts = [
     cfg.IntOpt("nice", default=10, min=0, max=19,
                help="CPU niceness of qemu-img convert (0 keeps the API "
                     "worker's priority)."),
+    cfg.StrOpt("cpu_policy", default="normal",
+               choices=[("normal", "the kernel's normal policy, lowered "
+                                   "by nice"),
+                        ("idle", "SCHED_IDLE: CPU only when no normal "
+                                 "process wants it")],
+               help="Scheduling policy of the conversion's processes "
+                    "(qemu-img, and nbdcopy and qemu-nbd on the streaming "
+                    "path). A niced process still takes about a tenth of "
+                    "a CPU from a busy neighbour; 'idle' gives the store "
+                    "upload and the API workers every cycle they want "
+                    "first, and the conversion takes what is left. On a "
+                    "host whose CPUs are busy with other work an 'idle' "
+                    "conversion can wait a long time: it is still ended "
+                    "by the timeout (timeout_base_seconds, "
+                    "timeout_seconds_per_gb). Unprivileged processes may "
+                    "enter SCHED_IDLE on Linux; if the kernel refuses, "
+                    "the conversion runs at 'normal' with a warning."),
     cfg.StrOpt("ionice_class", default="best-effort",
                choices=[("none", "no ionice: the worker's I/O class"),
                         ("best-effort", "ionice -c 2 with ionice_level"),

@@ -23,8 +23,9 @@ that can stop it. So this module starts the process itself, with:
   write past what ``measure`` promised) through the same
   ``oslo_concurrency.prlimit`` wrapper as every other qemu-img call
   (``runner.limited_command``);
-- CPU niceness and ``ionice`` so a conversion does not starve the API
-  workers and the store uploads on the same host;
+- CPU niceness (or the SCHED_IDLE policy, ``CpuPolicy``) and ``ionice``
+  so a conversion does not starve the API workers and the store uploads
+  on the same host;
 - a wall-clock timeout, after which the process group is killed;
 - ``PR_SET_PDEATHSIG`` so qemu-img dies with the Glance worker instead of
   writing into staging after a restart.
@@ -32,6 +33,7 @@ that can stop it. So this module starts the process itself, with:
 
 import ctypes
 import dataclasses
+import enum
 import os
 import selectors
 import shutil
@@ -52,6 +54,29 @@ from glance_ext.qemu import runner
 LOG = logging.getLogger(__name__)
 
 
+class CpuPolicy(str, enum.Enum):
+    """The scheduling policy of a conversion's processes (``cpu_policy``).
+
+    NORMAL is the kernel's SCHED_OTHER, lowered by ``nice``: a niced
+    process still takes its share of a CPU (about 10 % against a nice 0
+    neighbour at nice 10), and on a streamed import that neighbour is the
+    store upload reading what the producer writes. IDLE is SCHED_IDLE: the
+    process runs only when no SCHED_OTHER thread wants the CPU, so the
+    upload (and every API request) runs first and the conversion fills the
+    gaps; on a host busy with other work it can wait for a long time,
+    bounded by the conversion's wall-clock timeout."""
+    NORMAL = "normal"
+    IDLE = "idle"
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuPriority:
+    """What a conversion's processes get of the CPU: ``nice`` (0 keeps
+    the Glance worker's) under ``policy``. Children inherit both."""
+    nice: int = 0
+    policy: CpuPolicy = CpuPolicy.NORMAL
+
+
 @dataclasses.dataclass(frozen=True)
 class Tuning:
     coroutines: int = 8
@@ -62,6 +87,11 @@ class Tuning:
     nice: int = 10
     ionice_class: str = "best-effort"
     ionice_level: int = 7
+    cpu_policy: CpuPolicy = CpuPolicy.NORMAL
+
+    @property
+    def cpu(self) -> CpuPriority:
+        return CpuPriority(self.nice, self.cpu_policy)
 
 
 # A conversion fails like any qemu-img call (glance_ext.exceptions).
@@ -171,14 +201,21 @@ def io_priority(tuning: Tuning) -> List[str]:
 _PR_SET_PDEATHSIG = 1
 
 
-def _child_setup(nice: int) -> Callable[[], None]:
+def _child_setup(cpu: CpuPriority) -> Callable[[], None]:
     """A ``preexec_fn`` for what prlimit does not cover: lower the CPU
-    priority, and ``PR_SET_PDEATHSIG`` so qemu-img (which inherits it
-    through the wrapper's exec) dies with the Glance worker instead of
-    writing into staging after a restart."""
+    priority (nice, and SCHED_IDLE when asked), and ``PR_SET_PDEATHSIG``
+    so qemu-img (which inherits it through the wrapper's exec) dies with
+    the Glance worker instead of writing into staging after a restart.
+    A policy the kernel refuses leaves the child at the normal one;
+    ``spawn`` checks and warns, as nothing can be logged from here."""
     def setup() -> None:
-        if nice:
-            os.nice(nice)
+        if cpu.nice:
+            os.nice(cpu.nice)
+        if cpu.policy is CpuPolicy.IDLE:
+            try:
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            except OSError:
+                pass
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -187,36 +224,56 @@ def _child_setup(nice: int) -> Callable[[], None]:
     return setup
 
 
-def spawn(command: Sequence[str], bounds: runner.Limits, nice: int = 0,
+def spawn(command: Sequence[str], bounds: runner.Limits,
+          cpu: CpuPriority = CpuPriority(),
           stdout: Any = subprocess.PIPE,
           stderr: Any = subprocess.PIPE) -> subprocess.Popen:
-    """Start ``command`` behind the prlimit wrapper, niced, in its own
-    process group, dying with this process. Raises ConvertError."""
+    """Start ``command`` behind the prlimit wrapper, at ``cpu``'s priority,
+    in its own process group, dying with this process. Raises
+    ConvertError."""
     try:
         argv = runner.limited_command(command, bounds)
     except runner.InterpreterUnusable as exc:
         raise runner.unusable_interpreter(exc)
     try:
-        return subprocess.Popen(argv,
+        proc = subprocess.Popen(argv,
                                 stdin=subprocess.DEVNULL, stdout=stdout,
                                 stderr=stderr, env=runner.child_env(),
                                 start_new_session=True,
-                                preexec_fn=_child_setup(nice),
+                                preexec_fn=_child_setup(cpu),
                                 close_fds=True)
     except OSError as exc:
         raise runner.missing("cannot run %s: %s" % (
             os.path.basename(str(command[0])), exc.strerror or exc))
+    if cpu.policy is CpuPolicy.IDLE:
+        _check_idle(proc.pid, command[0])
+    return proc
+
+
+def _check_idle(pid: int, binary: str) -> None:
+    """Warn when the kernel kept a child out of SCHED_IDLE (a kernel
+    without it, or a seccomp profile refusing sched_setscheduler): the
+    conversion still runs, at the normal policy and its nice value."""
+    try:
+        policy = os.sched_getscheduler(pid)
+    except OSError:
+        return      # already gone: its exit status tells the rest
+    if policy != os.SCHED_IDLE:
+        LOG.warning("cpu_policy = idle, but %s (pid %d) runs at scheduling "
+                    "policy %d: the kernel refused SCHED_IDLE; it runs at "
+                    "the normal policy and its nice value",
+                    os.path.basename(str(binary)), pid, policy)
 
 
 def run(command: Sequence[str], bounds: runner.Limits, total_bytes: int,
         on_progress: Optional[progress_mod.Callback] = None,
         interval: float = 5.0,
         should_stop: Optional[Callable[[], bool]] = None,
-        nice: int = 0) -> float:
+        cpu: CpuPriority = CpuPriority()) -> float:
     """Run a convert command; return its elapsed seconds or raise
     ConvertError. ``stderr`` of the error is for logs only (host paths)."""
     return run_group([command], bounds, total_bytes, on_progress=on_progress,
-                     interval=interval, should_stop=should_stop, nice=nice)
+                     interval=interval, should_stop=should_stop, cpu=cpu)
 
 
 class _Child:
@@ -244,7 +301,8 @@ def run_group(commands: Sequence[Sequence[str]], bounds: runner.Limits,
               on_progress: Optional[progress_mod.Callback] = None,
               interval: float = 5.0,
               should_stop: Optional[Callable[[], bool]] = None,
-              nice: int = 0, child_stdout: Optional[int] = None,
+              cpu: CpuPriority = CpuPriority(),
+              child_stdout: Optional[int] = None,
               progress_of: Optional[Callable[[], float]] = None,
               what: str = "qemu-img convert") -> float:
     """Run convert commands at once, each under ``bounds``, as one
@@ -265,7 +323,7 @@ def run_group(commands: Sequence[Sequence[str]], bounds: runner.Limits,
     out: Any = subprocess.PIPE if child_stdout is None else child_stdout
     try:
         for command, weight in zip(commands, weights):
-            children.append(_Child(spawn(command, bounds, nice, stdout=out),
+            children.append(_Child(spawn(command, bounds, cpu, stdout=out),
                                    weight))
             LOG.debug("%s pid %d: %s", what, children[-1].proc.pid,
                       " ".join(command))

@@ -28,6 +28,7 @@ from oslo_utils import units
 
 from glance_ext.common import coordination
 from glance_ext.conversion import options
+from glance_ext.conversion import process
 from glance_ext.exceptions import SettingsError
 
 
@@ -62,6 +63,7 @@ class Settings:
     timeout_seconds_per_gb: int = 60
     address_space: int = 2048 * units.Mi
     nice: int = 10
+    cpu_policy: process.CpuPolicy = process.CpuPolicy.NORMAL
     ionice_class: str = "best-effort"
     ionice_level: int = 7
     max_concurrent: int = 2
@@ -160,6 +162,7 @@ class Settings:
                 timeout_seconds_per_gb=g.timeout_seconds_per_gb,
                 address_space=g.address_space_mb * units.Mi,
                 nice=g.nice,
+                cpu_policy=process.CpuPolicy(g.cpu_policy),
                 ionice_class=g.ionice_class,
                 ionice_level=g.ionice_level,
                 max_concurrent=g.max_concurrent,

@@ -261,7 +261,7 @@ def convert(qemu: runner.QemuImg, qemu_nbd: str, src: str,
                  limits=runner.Limits(timeout_seconds=60,
                                       file_size_bytes=bounds.file_size_bytes))
         output = nbd_export(qemu_nbd, dst, target_format, tuning.cache_mode,
-                            len(ranges), bounds, tuning.nice)
+                            len(ranges), bounds, tuning.cpu)
     with output as socket_path:
         commands = [
             worker_command(
@@ -274,13 +274,14 @@ def convert(qemu: runner.QemuImg, qemu_nbd: str, src: str,
         process.run_group(commands, bounds, virtual_size,
                           weights=[r.length for r in ranges],
                           on_progress=on_progress, interval=interval,
-                          should_stop=should_stop, nice=tuning.nice)
+                          should_stop=should_stop, cpu=tuning.cpu)
     return time.monotonic() - start
 
 
 @contextlib.contextmanager
 def nbd_export(qemu_nbd: str, path: str, image_format: str, cache_mode: str,
-               clients: int, bounds: runner.Limits, nice: int,
+               clients: int, bounds: runner.Limits,
+               cpu: process.CpuPriority,
                ready_seconds: float = 30.0) -> Iterator[str]:
     """``qemu-nbd`` serving ``path`` on a private Unix socket; yields the
     socket's path. On a normal exit qemu-nbd is asked to stop (SIGTERM),
@@ -292,7 +293,7 @@ def nbd_export(qemu_nbd: str, path: str, image_format: str, cache_mode: str,
                "--cache", cache_mode, "--shared", str(clients),
                "--persistent", "--socket", socket_path, path]
     with open(log_path, "wb") as log:
-        proc = process.spawn(command, bounds, nice, stdout=log, stderr=log)
+        proc = process.spawn(command, bounds, cpu, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + ready_seconds
         while not os.path.exists(socket_path):

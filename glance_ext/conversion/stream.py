@@ -159,7 +159,8 @@ class Streaming:
     (the conversion slot) when it ends, either way."""
 
     def __init__(self, command: Sequence[str], bounds: runner.Limits,
-                 fifo: str, virtual_size: int, *, nice: int = 0,
+                 fifo: str, virtual_size: int, *,
+                 cpu: process.CpuPriority = process.CpuPriority(),
                  open_timeout: float = 60.0, rate_limit_mb: int = 0,
                  on_progress: Optional[progress_mod.Callback] = None,
                  interval: float = 5.0,
@@ -170,7 +171,7 @@ class Streaming:
         self.bounds = bounds
         self.fifo = fifo
         self.virtual_size = virtual_size
-        self.nice = nice
+        self.cpu = cpu
         self.open_timeout = open_timeout
         self.rate = rate_limit_mb * units.Mi
         self.on_progress = on_progress
@@ -295,7 +296,7 @@ class Streaming:
                 outcome.append(process.run_group(
                     [self.command], self.bounds, self.virtual_size,
                     on_progress=self.on_progress, interval=self.interval,
-                    should_stop=self._producer_should_stop, nice=self.nice,
+                    should_stop=self._producer_should_stop, cpu=self.cpu,
                     child_stdout=write_fd, progress_of=lambda: self.percent,
                     what="nbdcopy"))
             except BaseException as exc:

@@ -115,11 +115,30 @@ def test_limits_and_niceness_reach_the_child(tmp_path):
     import sys
     bounds = runner.Limits(cpu_seconds=77, address_space_bytes=2 * 1024 ** 3,
                            timeout_seconds=30, file_size_bytes=12345678)
-    process.run([sys.executable, "-c", script], bounds, 1, nice=7)
+    process.run([sys.executable, "-c", script], bounds, 1,
+                cpu=process.CpuPriority(7))
     cpu, addr, fsize, nice, deathsig = map(int, out.read_text().split())
     assert (cpu, addr, fsize) == (77, 2 * 1024 ** 3, 12345678)
     assert nice >= 7
     assert deathsig == signal.SIGKILL
+
+
+def test_idle_policy_reaches_the_command(tmp_path):
+    """CpuPolicy.IDLE puts the command itself (behind the prlimit
+    wrapper's exec) in SCHED_IDLE, with its nice value; NORMAL leaves it
+    at SCHED_OTHER."""
+    import sys
+    script = ("import os;open(%r,'w').write('%%d %%d' %% "
+              "(os.sched_getscheduler(0), os.nice(0)))")
+    bounds = runner.Limits(timeout_seconds=30)
+    for policy, expected in ((process.CpuPolicy.IDLE, os.SCHED_IDLE),
+                             (process.CpuPolicy.NORMAL, os.SCHED_OTHER)):
+        out = tmp_path / policy.value
+        process.run([sys.executable, "-c", script % str(out)], bounds, 1,
+                    cpu=process.CpuPriority(5, policy))
+        seen, nice = map(int, out.read_text().split())
+        assert seen == expected, policy
+        assert nice >= 5
 
 
 def test_cache_mode_auto(tmp_path):
@@ -248,3 +267,14 @@ def test_sha512(tmp_path):
     p = tmp_path / "f"
     p.write_bytes(b"abc")
     assert engine_mod.sha512_of(str(p)).startswith("ddaf35a193617aba")
+
+
+def test_refused_idle_policy_is_a_warning(caplog):
+    """A process the kernel kept at SCHED_OTHER (here: this one) is named
+    in a warning; the conversion is not failed for it."""
+    import logging
+    with caplog.at_level(logging.WARNING):
+        process._check_idle(os.getpid(), "/usr/bin/nbdcopy")
+    assert "cpu_policy = idle, but nbdcopy (pid %d)" % os.getpid() \
+        in caplog.text
+    assert "kernel refused SCHED_IDLE" in caplog.text

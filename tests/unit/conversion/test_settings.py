@@ -16,6 +16,7 @@ import pytest
 from oslo_config import cfg
 
 from glance_ext.conversion import options
+from glance_ext.conversion import process
 from glance_ext.conversion import settings as settings_mod
 
 GiB = 1024 ** 3
@@ -50,6 +51,18 @@ def test_from_conf_names_bad_option(tmp_path):
         settings_mod.Settings.from_conf(conf_with(tmp_path,
                                                   "store_formats = a:b\n"))
     assert "'a'" in str(err.value)
+
+
+def test_cpu_policy_is_an_enum(tmp_path):
+    assert settings_mod.Settings.from_conf(conf_with(
+        tmp_path, "")).cpu_policy is process.CpuPolicy.NORMAL
+    s = settings_mod.Settings.from_conf(conf_with(tmp_path,
+                                                  "cpu_policy = idle\n"))
+    assert s.cpu_policy is process.CpuPolicy.IDLE
+    with pytest.raises(settings_mod.SettingsError) as err:
+        settings_mod.Settings.from_conf(conf_with(tmp_path,
+                                                  "cpu_policy = fifo\n"))
+    assert "cpu_policy" in str(err.value)
 
 
 def test_timeout_scales_with_size():

@@ -21,8 +21,9 @@ never opens, that closes early, a producer killed from outside, a timeout
 and a cancel each end the stream within a bounded time with no process
 and nothing in the directory left, and the reader never receives the
 held-back tail of a failed stream (so Glance's size check fails the
-upload); a producer whose output is shorter or longer than the virtual
-size fails the same way.
+upload); cpu_policy = idle reaches every producer thread; a producer
+whose output is shorter or longer than the virtual size fails the same
+way.
 """
 
 import hashlib
@@ -38,6 +39,7 @@ import pytest
 from glance_ext import exceptions
 from glance_ext import testing
 from glance_ext.conversion import engine as engine_mod
+from glance_ext.conversion import process
 from glance_ext.conversion import slots as slots_mod
 from glance_ext.conversion import stream as stream_mod
 from glance_ext.conversion.settings import Settings
@@ -218,6 +220,37 @@ def test_producer_killed(tmp_path, staging, source):
         "exited with status" in str(result.error), result.error
     # The tail was held back: the reader got less than the virtual size.
     assert reader.count < streaming.virtual_size
+    assert_nothing_left(staging, source, tmp_path)
+
+
+def test_idle_cpu_policy_reaches_every_producer_thread(
+        tmp_path, staging, source):
+    """cpu_policy = idle puts nbdcopy and qemu-nbd (and every thread they
+    start) in SCHED_IDLE, and the stream still completes."""
+    _tools()
+    streaming, fifo, _ = start(tmp_path, staging, source, rate_limit_mb=4,
+                               cpu_policy=process.CpuPolicy.IDLE)
+    reader = Reader(fifo)
+    reader.start()
+    deadline = time.monotonic() + 30
+    policies = {}
+    while time.monotonic() < deadline and len(policies) < 2:
+        for pid in qemu_procs.pids_naming(source):
+            if pid == os.getpid():
+                continue
+            try:
+                tids = [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+                policies[pid] = {os.sched_getscheduler(t) for t in tids}
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+        time.sleep(0.1)
+    result = streaming.result(timeout=120)
+    reader.join(30)
+    assert result.state is stream_mod.State.DONE, result.error
+    assert reader.count == streaming.virtual_size
+    # nbdcopy and the qemu-nbd it runs both name the source.
+    assert len(policies) >= 2, policies
+    assert all(p == {os.SCHED_IDLE} for p in policies.values()), policies
     assert_nothing_left(staging, source, tmp_path)
 
 
