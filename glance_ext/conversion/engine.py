@@ -180,12 +180,7 @@ class ConversionEngine:
                 cpu_seconds=max(60, int(timeout * 2)),
                 address_space_bytes=s.address_space,
                 file_size_bytes=out_bytes + out_bytes // 10 + 64 * units.Mi)
-            tuning = process.Tuning(
-                coroutines=s.coroutines, out_of_order=s.out_of_order_writes,
-                cache_mode=cache_mode, sparse_size_kb=s.sparse_size_kb,
-                rate_limit_mb=s.rate_limit_mb,
-                nice=s.nice, ionice_class=s.ionice_class,
-                ionice_level=s.ionice_level, cpu_policy=s.cpu_policy)
+            tuning = s.tuning(cache_mode)
             ranges = self._ranges(src, source_format, target_format, vsize,
                                   tuning)
             if len(ranges) > 1:
@@ -264,9 +259,7 @@ class ConversionEngine:
                 cpu_seconds=max(60, int(timeout * 2)),
                 address_space_bytes=s.address_space,
                 file_size_bytes=units.Mi)
-            tuning = process.Tuning(nice=s.nice, ionice_class=s.ionice_class,
-                                    ionice_level=s.ionice_level,
-                                    cpu_policy=s.cpu_policy)
+            tuning = s.tuning()
             command = stream_mod.producer_command(
                 s.nbdcopy, s.qemu_nbd, src, source_format, tuning)
             streaming = stream_mod.Streaming(

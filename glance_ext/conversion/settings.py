@@ -122,6 +122,20 @@ class Settings:
         return float(self.timeout_base_seconds
                      + self.timeout_seconds_per_gb * gib)
 
+    def tuning(self, cache_mode: str = "unsafe") -> process.Tuning:
+        """How every process of one conversion runs: qemu-img's I/O
+        options and the CPU and I/O priority, from these settings.
+        ``cache_mode`` is the one already chosen for this conversion
+        (``cache_mode = auto`` resolves per output, see
+        ``process.choose_cache_mode``); the streaming path's producer
+        reads only the priority fields."""
+        return process.Tuning(
+            coroutines=self.coroutines, out_of_order=self.out_of_order_writes,
+            cache_mode=cache_mode, sparse_size_kb=self.sparse_size_kb,
+            rate_limit_mb=self.rate_limit_mb, nice=self.nice,
+            ionice_class=self.ionice_class, ionice_level=self.ionice_level,
+            cpu_policy=self.cpu_policy)
+
     def slot_dir(self, staging_dir: str) -> str:
         if self.lock_dir:
             return self.lock_dir

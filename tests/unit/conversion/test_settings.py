@@ -65,6 +65,23 @@ def test_cpu_policy_is_an_enum(tmp_path):
     assert "cpu_policy" in str(err.value)
 
 
+def test_tuning_carries_every_process_setting(tmp_path):
+    # Both conversion paths build their process.Tuning here: a setting
+    # read from the file must reach it, and the cache mode is the one the
+    # caller resolved ("auto" is never passed to qemu-img).
+    s = settings_mod.Settings.from_conf(conf_with(
+        tmp_path, "nice = 3\ncpu_policy = idle\nionice_class = idle\n"
+        "coroutines = 4\nout_of_order_writes = false\n"
+        "sparse_size_kb = 64\nrate_limit_mb = 50\n"))
+    t = s.tuning("none")
+    assert (t.nice, t.cpu_policy, t.ionice_class) == (
+        3, process.CpuPolicy.IDLE, "idle")
+    assert (t.coroutines, t.out_of_order, t.sparse_size_kb,
+            t.rate_limit_mb, t.cache_mode) == (4, False, 64, 50, "none")
+    assert t.cpu == process.CpuPriority(3, process.CpuPolicy.IDLE)
+    assert s.tuning().cache_mode == "unsafe"
+
+
 def test_timeout_scales_with_size():
     s = settings_mod.Settings(timeout_base_seconds=100,
                               timeout_seconds_per_gb=30)
