@@ -174,6 +174,10 @@ def fill_page_cache(work: str) -> None:
     import needs memory, since nothing touches them again."""
     ballast = os.path.join(work, "page-cache-ballast")
     size = psutil.virtual_memory().total
+    # "wb" empties the file first, dropping whatever is still cached of
+    # it, so every import starts with these pages read exactly once: a
+    # second read of pages still cached would count as a second use, and
+    # the kernel's LRU would keep them over the data the import stages.
     with open(ballast, "wb") as fh:
         fh.truncate(size)
     with open(ballast, "rb", buffering=0) as fh:
